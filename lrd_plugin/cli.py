@@ -1,0 +1,236 @@
+"""The `lrd` command: generate with LRD from a model directory, run the demo, print a config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import LRDConfig
+from .decoder import CACHE_MODES, generate
+from .loading import DEFAULT_MODEL, load_model
+
+DEMO_PROMPTS = ["Q: 12+7=? A:", "Q: reverse 'abc'. A:", "Once upon a time", "def add(a, b):"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        parser.exit(2, f"lrd: error: {exc}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrd", description="Latent Refinement Decoding (arXiv 2510.11052) for masked diffusion LMs."
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="decode prompts with LRD and print text or JSON")
+    _model_args(gen)
+    gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
+    gen.add_argument("--prompts-file", type=Path, help="a text file with one prompt per line")
+    gen.add_argument("--batch-size", type=_positive, default=8)
+    gen.add_argument("--kl-trace", action="store_true", help="include the per-step KL trace in --json output")
+    gen.add_argument("--json", action="store_true", help="print one JSON object per prompt")
+    gen.set_defaults(run=_generate)
+
+    demo = sub.add_parser("demo", help="base sampler vs LRD side by side on the embedded default model")
+    _model_args(demo)
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.set_defaults(run=_demo, model=DEFAULT_MODEL)
+
+    cfg = sub.add_parser("config", help="print the effective LRD config as YAML (or JSON)")
+    cfg.add_argument("--config", type=Path, help="a YAML or JSON config file to start from")
+    cfg.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
+    cfg.add_argument("--json", action="store_true")
+    cfg.set_defaults(run=_print_config)
+    return parser
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help="'default' or a local model directory")
+    p.add_argument("--config", type=Path, help="a YAML or JSON LRDConfig file")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
+    p.add_argument("--gen-length", type=_positive, default=64)
+    p.add_argument("--block-length", type=_positive, default=32)
+    p.add_argument("--cache", choices=CACHE_MODES, default="prefix")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _config(args: argparse.Namespace) -> LRDConfig:
+    base = LRDConfig.load(args.config) if args.config else LRDConfig()
+    changes: dict[str, Any] = {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        changes[field] = _parse_value(value)
+    return LRDConfig.from_dict({**base.to_dict(), **changes})
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _generate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    prompts = list(args.prompt)
+    if args.prompts_file:
+        prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError("give at least one --prompt or a --prompts-file")
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
+    if loaded.random_weights:
+        print(f"note: {loaded.description}", file=sys.stderr)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    batches = [prompts[i : i + args.batch_size] for i in range(0, len(prompts), args.batch_size)]
+    for batch in _bar(batches, "batches", enabled=len(batches) > 1):
+        ids, mask = _left_pad([loaded.encode(p) for p in batch], loaded.pad_id, args.device)
+        out = generate(
+            loaded.denoiser,
+            ids,
+            attention_mask=mask,
+            gen_length=args.gen_length,
+            block_length=args.block_length,
+            config=config,
+            cache=args.cache,
+            generator=generator,
+            record_kl=args.kl_trace,
+            progress=len(batches) == 1 and args.gen_length >= 256,
+        )
+        stats = out.to_dict(with_tokens=False)
+        for row, prompt in enumerate(batch):
+            text = loaded.decode(out.generated[row].tolist())
+            if args.json:
+                record = {
+                    "prompt": prompt,
+                    "text": text,
+                    "nfe": int(out.nfe_per_sequence[row]),
+                    "refine_steps": stats["refine_steps"][row],
+                    "decode_steps": stats["decode_steps"][row],
+                    "early_stopped_blocks": stats["early_stopped_blocks"][row],
+                    "stopped_sequence": stats["stopped_sequence"][row],
+                    "batch_wall_time_s": out.wall_time,
+                }
+                if args.kl_trace:
+                    record["kl_trace"] = [[step[row] for step in block] for block in stats["kl_trace"]]
+                print(json.dumps(record))
+            else:
+                print(f"{prompt}{text}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The main job until the trained embedded model ships: every sampler on the same prompts."""
+    from .stepcost import measure_step_cost
+
+    lrd = _config(args)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
+    ids, mask = _left_pad([loaded.encode(p) for p in DEMO_PROMPTS], loaded.pad_id, args.device)
+    variants = {
+        "base: lowest-entropy, 1 token/step": LRDConfig.base(policy="lowest_entropy"),
+        "base: LLaDA low-confidence, 1 token/step": LRDConfig.base(policy="low_confidence"),
+        "base: Fast-dLLM threshold 0.9": LRDConfig.base(policy="threshold"),
+        f"LRD ({lrd.policy})": lrd,
+        "LRD + threshold 0.9": lrd.replace(policy="threshold", steps_per_block=None),
+    }
+    rows = []
+    for name, cfg in _bar(list(variants.items()), "samplers", enabled=not args.json):
+        out = generate(
+            loaded.denoiser,
+            ids,
+            attention_mask=mask,
+            gen_length=args.gen_length,
+            block_length=args.block_length,
+            config=cfg,
+            cache=args.cache,
+        )
+        tokens = out.generated.numel()
+        rows.append(
+            {
+                "sampler": name,
+                "nfe": out.nfe,
+                "mean_nfe": out.nfe_per_sequence.float().mean().item(),
+                "phase1_steps": out.refine_steps.float().mean().item(),
+                "early_stop_rate": out.early_stopped.float().mean().item(),
+                "wall_s": out.wall_time,
+                "tokens_per_s": tokens / out.wall_time,
+            }
+        )
+    cost = measure_step_cost(loaded.denoiser, block_length=args.block_length, config=lrd)
+    result = {
+        "model": loaded.description,
+        "prompts": len(DEMO_PROMPTS),
+        "gen_length": args.gen_length,
+        "block_length": args.block_length,
+        "cache": args.cache,
+        "rows": rows,
+        "step_cost": cost.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"model: {loaded.description}")
+    print(f"{len(DEMO_PROMPTS)} prompts, gen_length {args.gen_length}, block {args.block_length}, cache {args.cache}\n")
+    print(f"| {'sampler':<42} | NFE | mean NFE/seq | Phase-1 steps/block | early-stop rate | tokens/s |")
+    print(f"|{'-' * 44}|----:|-------------:|--------------------:|----------------:|---------:|")
+    for r in rows:
+        print(
+            f"| {r['sampler']:<42} | {r['nfe']:>3} | {r['mean_nfe']:>12.1f} | {r['phase1_steps']:>19.2f} "
+            f"| {r['early_stop_rate']:>15.2f} | {r['tokens_per_s']:>8.0f} |"
+        )
+    print(
+        f"\nper-step cost (median of 30, sequence {cost.sequence_length}, block {cost.block_length}): "
+        f"forward {cost.forward_ms:.3f} ms, base policy step {cost.base_step_ms:.3f} ms, "
+        f"LRD step {cost.lrd_step_ms:.3f} ms -> LRD's extra work = {cost.extra_over_forward:.2f}x one forward"
+    )
+    if loaded.random_weights:
+        print("\nnote: random weights -- predictions are noise, so only NFE and cost are meaningful here.")
+    return 0
+
+
+def _print_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(json.dumps(config.to_dict(), indent=2) if args.json else config.to_yaml(), end="" if not args.json else "\n")
+    return 0
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
+
+
+def _bar(items: list[Any], desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, leave=False, file=sys.stderr)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""`LRDConfig`: every knob of Latent Refinement Decoding in one validated, serialisable object.
+
+Defaults are the paper's (arXiv 2510.11052, App. A): top-p 0.9, r_f 0.15 (the paper varies it in
+[0.1, 0.2]), tau_refine = tau_decode = 0.1, at most 20 refinement steps, greedy decoding and one
+lowest-entropy commit per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+POLICIES = ("lowest_entropy", "low_confidence", "threshold", "factor")
+ALPHA_FORMS = ("one_minus_entropy", "entropy")
+EARLY_STOP_SCOPES = ("block", "sequence")
+
+
+@dataclass(frozen=True)
+class LRDConfig:
+    """Settings of the LRD sampler.
+
+    Mixture (Eq. 3-4):
+        top_p: nucleus mass of the previous prediction that feeds the mixture, in (0, 1].
+        r_f: maximum mixing ratio alpha, in (0, 1].
+        alpha_form: ``one_minus_entropy`` is Eq. 4, alpha = r_f * (1 - H/log|V|) (confident positions
+            get more token content); ``entropy`` is Appendix D's alpha = r_f * H/log|V|.
+        nucleus_cap: at most this many tokens enter the nucleus; keeps the mixture
+            O(B*L*k*d) instead of a dense [B*L, V] @ [V, d] product. The nucleus is exact whenever
+            it fits under the cap.
+    Phases and KL control (Eq. 6, Sec. 3.2):
+        tau_refine: Phase 1 (refine, commit nothing) ends when the block's mean KL between
+            successive predictions drops below this.
+        max_refine_steps: or after this many refinement forwards.
+        tau_decode: in Phase 2, early stop when the mean KL drops below this.
+        early_stop_scope: ``block`` finalises the current block; ``sequence`` additionally finishes
+            the whole answer when predictions have settled over every remaining position.
+    Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
+    Commit policy (Phase 2):
+        policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
+            ``low_confidence`` (LLaDA: a fixed schedule of the most confident tokens),
+            ``threshold`` (Fast-dLLM: every token with confidence >= threshold, at least one),
+            ``factor`` (Fast-dLLM's factor rule).
+        steps_per_block: ``low_confidence`` only; None means one token per step.
+        threshold, factor: parameters of the Fast-dLLM rules.
+        temperature: 0 is greedy; > 0 draws tokens by Gumbel-max sampling, as the base samplers do.
+    """
+
+    top_p: float = 0.9
+    r_f: float = 0.15
+    alpha_form: str = "one_minus_entropy"
+    nucleus_cap: int = 128
+    tau_refine: float = 0.1
+    tau_decode: float = 0.1
+    max_refine_steps: int = 20
+    early_stop_scope: str = "block"
+    refinement: bool = True
+    mixing: bool = True
+    early_stop: bool = True
+    policy: str = "lowest_entropy"
+    steps_per_block: int | None = None
+    threshold: float = 0.9
+    factor: float = 1.0
+    temperature: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        _in_range("top_p", self.top_p, 0.0, 1.0, low_open=True)
+        _in_range("r_f", self.r_f, 0.0, 1.0, low_open=True)
+        _choice("alpha_form", self.alpha_form, ALPHA_FORMS)
+        _at_least("nucleus_cap", self.nucleus_cap, 1)
+        _in_range("tau_refine", self.tau_refine, 0.0, math.inf)
+        _in_range("tau_decode", self.tau_decode, 0.0, math.inf)
+        _at_least("max_refine_steps", self.max_refine_steps, 0)
+        _choice("early_stop_scope", self.early_stop_scope, EARLY_STOP_SCOPES)
+        _choice("policy", self.policy, POLICIES)
+        if self.steps_per_block is not None:
+            _at_least("steps_per_block", self.steps_per_block, 1)
+            if self.policy != "low_confidence":
+                raise ValueError(
+                    f"steps_per_block is only used by policy='low_confidence', got policy={self.policy!r}; "
+                    "leave steps_per_block=None"
+                )
+        _in_range("threshold", self.threshold, 0.0, 1.0)
+        _in_range("factor", self.factor, 0.0, math.inf, low_open=True)
+        _in_range("temperature", self.temperature, 0.0, math.inf)
+
+    def _check_types(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "bool":
+                ok = isinstance(value, bool)
+            elif field.type == "int":
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif field.type == "int | None":
+                ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+            elif field.type == "float":
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise TypeError(f"{field.name} must be of type {field.type}, got {value!r}")
+
+    @property
+    def is_base_policy(self) -> bool:
+        """True when every LRD feature is off: the sampler then is exactly its commit policy."""
+        return not (self.refinement or self.mixing or self.early_stop)
+
+    def replace(self, **changes: Any) -> LRDConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def base(cls, **changes: Any) -> LRDConfig:
+        """The base sampler alone: refinement, mixing and early stop switched off."""
+        return cls(**{"refinement": False, "mixing": False, "early_stop": False, **changes})
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LRDConfig:
+        if not isinstance(data, dict):
+            raise TypeError(f"LRDConfig.from_dict expects a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown LRDConfig field(s) {unknown}; allowed fields: {sorted(known)}")
+        return cls(**data)
+
+    def to_yaml(self) -> str:
+        return _yaml().safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> LRDConfig:
+        return cls.from_dict(_yaml().safe_load(text) or {})
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON or YAML, chosen by the file suffix."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=2) if path.suffix == ".json" else self.to_yaml()
+        path.write_text(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LRDConfig:
+        path = Path(path)
+        text = path.read_text()
+        return cls.from_dict(json.loads(text)) if path.suffix == ".json" else cls.from_yaml(text)
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("YAML support needs PyYAML: pip install 'lrd-plugin[cli]'") from exc
+    return yaml
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _in_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        lb = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {lb}{low}, {high}], got {value!r}")

@@ -1,0 +1,89 @@
+"""Load a model directory (or the embedded default) as a `Denoiser` plus a text codec."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .adapters import Denoiser, HFDenoiser
+
+DEFAULT_MODEL = "default"
+
+
+@dataclass
+class LoadedModel:
+    denoiser: Denoiser
+    tokenizer: Any  # encode(text) -> list[int], decode(ids) -> str
+    pad_id: int
+    description: str
+    random_weights: bool = False
+
+    def encode(self, text: str) -> list[int]:
+        if hasattr(self.tokenizer, "mask_id"):  # the project's CharTokenizer
+            return self.tokenizer.encode(text)
+        return self.tokenizer(text)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        if hasattr(self.tokenizer, "mask_id"):
+            return self.tokenizer.decode(ids)
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def load_model(spec: str, *, device: str = "cpu", dtype: str | None = None, seed: int = 0) -> LoadedModel:
+    """`default` (the embedded default), a LLaDA-format directory of this project (config.json with
+    model_type 'llada', model.safetensors, tokenizer.json) or a local transformers *ForMaskedLM
+    directory. Nothing is downloaded."""
+    from .models import CharTokenizer, LLaDAModel, build_default_random_model
+
+    torch_dtype = _dtype(dtype)
+    if spec == DEFAULT_MODEL:
+        model, tok = build_default_random_model(seed)
+        model = model.to(device=device, dtype=torch_dtype or torch.float32)
+        return LoadedModel(
+            HFDenoiser(model, tok.mask_id),
+            tok,
+            tok.pad_id,
+            "embedded default: tiny LLaDA with RANDOM weights (placeholder, outputs are noise)",
+            True,
+        )
+    path = Path(spec)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--model must be 'default' or a directory with a config.json; got {spec!r}")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("model_type") == "llada":
+        model = LLaDAModel.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+        tok = CharTokenizer.load(path)
+        return LoadedModel(HFDenoiser(model, model.config.mask_token_id), tok, tok.pad_id, f"LLaDA-format model {path}")
+    return _load_transformers(path, device, torch_dtype)
+
+
+def _load_transformers(path: Path, device: str, dtype: torch.dtype | None) -> LoadedModel:
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ImportError(
+            "loading a transformers checkpoint needs the [hf] extra: pip install 'lrd-plugin[hf]'"
+        ) from exc
+    tok = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tok.mask_token_id is None:
+        raise ValueError(f"the tokenizer in {path} has no mask token; LRD needs a masked LM")
+    model = transformers.AutoModelForMaskedLM.from_pretrained(path, local_files_only=True, torch_dtype=dtype)
+    model = model.to(device).eval()
+    offset = (
+        getattr(model.config, "pad_token_id", 0) + 1 if model.config.model_type in ("roberta", "xlm-roberta") else 0
+    )
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    return LoadedModel(HFDenoiser(model, tok.mask_token_id, position_offset=offset), tok, pad, f"masked LM {path}")
+
+
+def _dtype(name: str | None) -> torch.dtype | None:
+    allowed = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name is None:
+        return None
+    if name not in allowed:
+        raise ValueError(f"dtype must be one of {sorted(allowed)}, got {name!r}")
+    return allowed[name]

@@ -1,0 +1,13 @@
+"""Model definitions: a minimal LLaDA-architecture network and a character tokenizer."""
+
+from .llada import KVCache, LLaDAConfig, LLaDAModel, ModelOutput, build_default_random_model
+from .tokenizer import CharTokenizer
+
+__all__ = [
+    "CharTokenizer",
+    "KVCache",
+    "LLaDAConfig",
+    "LLaDAModel",
+    "ModelOutput",
+    "build_default_random_model",
+]

@@ -1,0 +1,238 @@
+"""The LRD state machine for one semi-autoregressive block: a config in, a `step` out.
+
+Engine-agnostic: the caller runs the model and hands `step` the logits of a *window* that starts at
+the block (the block, or the block plus every later generation position for the sequence-wide
+early stop). Each sequence of a batch keeps its own phase:
+
+    REFINE  Phase 1: commit nothing, feed mixture embeddings, until the block's mean KL between
+            successive predictions is < tau_refine or max_refine_steps forwards have refined.
+            The forward that ends Phase 1 already commits (it sees the same inputs a fresh
+            Phase-2 forward would), so no forward is wasted.
+    DECODE  Phase 2: commit per the policy, keep mixtures on the rest; early stop when the KL is
+            < tau_decode commits every open position of the block (or window) to its prediction.
+    DONE    the block has no open position left.
+
+Bound: a block takes at most `max_forwards_per_block(block_length)` forwards, because Phase 1 is
+capped and every Phase-2 forward commits at least one token (the fixed schedule may spend
+`steps_per_block` forwards). A committed token is never re-masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import torch
+from torch import Tensor
+
+from . import mixture, policies
+from .config import LRDConfig
+
+
+class Phase(IntEnum):
+    REFINE = 0
+    DECODE = 1
+    DONE = 2
+
+
+@dataclass
+class BlockState:
+    """Per-sequence state of the current block; window position j < block_length is in the block."""
+
+    tokens: Tensor  # [B, W] long, mask_id where still open
+    block_length: int
+    phase: Tensor  # [B] long, a Phase per sequence
+    prev_logp: Tensor | None = None  # [B, W', V] fp32 prediction of the previous forward
+    mixture: Tensor | None = None  # [B, block_length, d] inputs for open block positions
+    schedule: Tensor | None = None  # [B, S] tokens per Phase-2 step (fixed schedule only)
+    refine_steps: Tensor = field(default=None)  # type: ignore[assignment]
+    decode_steps: Tensor = field(default=None)  # type: ignore[assignment]
+    forwards: Tensor = field(default=None)  # type: ignore[assignment]
+    early_stopped: Tensor = field(default=None)  # type: ignore[assignment]
+    finished_sequence: Tensor = field(default=None)  # type: ignore[assignment]
+    kl_trace: list[Tensor] = field(default_factory=list)  # per step [B] block KL, NaN if idle
+
+    def __post_init__(self) -> None:
+        batch, device = self.tokens.shape[0], self.tokens.device
+        for name in ("refine_steps", "decode_steps", "forwards"):
+            if getattr(self, name) is None:
+                setattr(self, name, torch.zeros(batch, dtype=torch.long, device=device))
+        for name in ("early_stopped", "finished_sequence"):
+            if getattr(self, name) is None:
+                setattr(self, name, torch.zeros(batch, dtype=torch.bool, device=device))
+
+    @property
+    def active(self) -> Tensor:
+        return self.phase != Phase.DONE
+
+    @property
+    def done(self) -> bool:
+        return not bool(self.active.any())
+
+
+class LRDSampler:
+    """Runs LRD's per-block decision logic over logits supplied by any engine."""
+
+    def __init__(self, config: LRDConfig, embedding: Tensor, mask_id: int) -> None:
+        if embedding.dim() != 2:
+            raise ValueError(
+                f"embedding must be the [vocab, dim] input embedding table, got shape {tuple(embedding.shape)}"
+            )
+        if not 0 <= mask_id < embedding.shape[0]:
+            raise ValueError(
+                f"mask_id must be in [0, {embedding.shape[0] - 1}] (the embedding table's rows), got {mask_id}"
+            )
+        self.config = config
+        self.embedding = embedding
+        self.mask_id = mask_id
+        self.mask_embedding = embedding[mask_id]
+
+    def max_forwards_per_block(self, block_length: int) -> int:
+        """Upper bound on forwards spent on one block (the loop's termination bound)."""
+        cfg = self.config
+        refine = cfg.max_refine_steps if cfg.refinement else 0
+        decode = max(block_length, cfg.steps_per_block or 0)
+        return refine + decode
+
+    def init_block(self, window: Tensor, block_length: int, active: Tensor | None = None) -> BlockState:
+        """Start a block. `window` [B, W] holds its tokens (W >= block_length); `active` [B] lets
+        finished sequences sit the block out."""
+        if not 1 <= block_length <= window.shape[1]:
+            raise ValueError(f"block_length must be in [1, {window.shape[1]}] (the window), got {block_length}")
+        open_block = window[:, :block_length] == self.mask_id
+        runs = open_block.any(dim=-1) if active is None else open_block.any(dim=-1) & active
+        start = Phase.REFINE if self.config.refinement and self.config.max_refine_steps > 0 else Phase.DECODE
+        phase = torch.where(runs, int(start), int(Phase.DONE))
+        schedule = None
+        if self.config.policy == "low_confidence":
+            steps = self.config.steps_per_block or block_length
+            schedule = policies.fixed_schedule(open_block.sum(dim=-1), steps)
+        return BlockState(tokens=window.clone(), block_length=block_length, phase=phase, schedule=schedule)
+
+    def block_inputs(self, state: BlockState, token_embeddings: Tensor) -> Tensor:
+        """Input embeddings of the block: committed tokens as they are, open positions as their
+        mixture (or the bare mask before the first prediction / with mixing off)."""
+        if state.mixture is None:
+            return token_embeddings
+        open_block = (state.tokens[:, : state.block_length] == self.mask_id).unsqueeze(-1)
+        return torch.where(open_block, state.mixture, token_embeddings)
+
+    def step(self, state: BlockState, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Consume one forward's logits for the window ([B, W, V], prediction *for* each position)
+        and update `state` in place. Returns the [B, W] mask of positions committed now."""
+        cfg, n = self.config, state.block_length
+        self._check_logits(state, logits)
+        active = state.active
+        open_window = state.tokens == self.mask_id
+        open_block = open_window[:, :n]
+
+        logp = mixture.log_probs(logits, self.mask_id)
+        tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
+        # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
+        needs_kl = cfg.refinement or cfg.early_stop
+        kl_block, kl_window = self._kl(state.prev_logp if needs_kl else None, tracked, open_window, n)
+        state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
+
+        refining = active & (state.phase == Phase.REFINE) & ~(kl_block < cfg.tau_refine)
+        refining &= state.refine_steps < cfg.max_refine_steps
+        decoding = active & ~refining
+        state.phase = torch.where(decoding, int(Phase.DECODE), state.phase)
+        state.refine_steps += refining.long()
+        state.forwards += active.long()
+
+        ent_block = mixture.entropy(logp[:, :n]) if cfg.mixing or cfg.policy == "lowest_entropy" else None
+        x0 = self._predict(logp, generator)
+        confidence = logp[:, :n].gather(-1, x0[:, :n].unsqueeze(-1)).squeeze(-1).exp()
+        candidates = open_block & decoding.unsqueeze(-1)
+        commit = torch.zeros_like(open_window)
+        commit[:, :n] = self._select(state, confidence, ent_block, candidates)
+        state.decode_steps += decoding.long()
+
+        if cfg.early_stop:
+            stop_block = decoding & (kl_block < cfg.tau_decode)
+            leftover = (open_block & ~commit[:, :n]).any(dim=-1)
+            state.early_stopped |= stop_block & leftover
+            commit[:, :n] |= open_block & stop_block.unsqueeze(-1)
+            if cfg.early_stop_scope == "sequence":
+                stop_all = decoding & (kl_window < cfg.tau_decode)
+                state.finished_sequence |= stop_all
+                commit |= open_window & stop_all.unsqueeze(-1)
+
+        state.tokens = torch.where(commit, x0, state.tokens)
+        still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
+        state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
+        state.prev_logp = tracked if needs_kl else None
+        if cfg.mixing:
+            state.mixture = mixture.mixture_embeddings(
+                logp[:, :n],
+                self.embedding,
+                self.mask_embedding,
+                top_p=cfg.top_p,
+                r_f=cfg.r_f,
+                alpha_form=cfg.alpha_form,
+                cap=cfg.nucleus_cap,
+                ent=ent_block,
+            )
+        return commit
+
+    # --- pieces of a step ----------------------------------------------------------------------
+    def _check_logits(self, state: BlockState, logits: Tensor) -> None:
+        batch, width = state.tokens.shape
+        if logits.dim() != 3 or logits.shape[0] != batch or logits.shape[1] != width:
+            raise ValueError(
+                f"logits must have shape [{batch}, {width}, vocab] (batch, window), got {tuple(logits.shape)}"
+            )
+        if not self.mask_id < logits.shape[-1] <= self.embedding.shape[0]:
+            raise ValueError(
+                f"logits vocabulary ({logits.shape[-1]}) must contain mask_id={self.mask_id} and be at most "
+                f"the embedding table's {self.embedding.shape[0]} rows"
+            )
+        if torch.isnan(logits).any():
+            raise ValueError("the model returned NaN logits; check its weights and dtype (LRD cannot decode from NaN)")
+
+    @staticmethod
+    def _kl(prev: Tensor | None, logp: Tensor, open_window: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """Mean KL(p_t || p_{t-1}) over open positions of the block and of the tracked window."""
+        batch = open_window.shape[0]
+        if prev is None:
+            inf = torch.full((batch,), torch.inf, device=logp.device)
+            return inf, inf
+        per_pos = mixture.kl_divergence(logp, prev)
+        open_tracked = open_window[:, : per_pos.shape[1]]
+        block = _masked_mean(per_pos[:, :n], open_tracked[:, :n])
+        window = _masked_mean(per_pos, open_tracked)
+        return block, window
+
+    def _predict(self, logp: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Greedy argmax, or Gumbel-max sampling at the configured temperature (float64, as the
+        base samplers do)."""
+        if self.config.temperature == 0:
+            return logp.argmax(dim=-1)
+        uniform = torch.rand(logp.shape, generator=generator, device=logp.device, dtype=torch.float64)
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        return (logp.double() / self.config.temperature + gumbel).argmax(dim=-1)
+
+    def _select(self, state: BlockState, confidence: Tensor, ent: Tensor | None, candidates: Tensor) -> Tensor:
+        cfg = self.config
+        if cfg.policy == "lowest_entropy":
+            assert ent is not None
+            return policies.lowest_entropy(ent, candidates)
+        if cfg.policy == "threshold":
+            return policies.threshold(confidence, candidates, cfg.threshold)
+        if cfg.policy == "factor":
+            return policies.factor(confidence, candidates, cfg.factor)
+        assert state.schedule is not None
+        steps = state.schedule.shape[1]
+        # past the schedule (only reachable if a caller pre-committed tokens), commit everything
+        k = torch.where(
+            state.decode_steps < steps,
+            state.schedule.gather(1, state.decode_steps.clamp(max=steps - 1).unsqueeze(-1)).squeeze(-1),
+            candidates.sum(dim=-1),
+        )
+        return policies.top_k_confidence(confidence, candidates, k)
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    count = mask.sum(dim=-1)
+    total = torch.where(mask, values, torch.zeros((), device=values.device)).sum(dim=-1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.zeros((), device=values.device))

@@ -1,0 +1,12 @@
+# Sourced by the other scripts: make sure a virtual environment exists with torch pinned to the
+# CPU wheel (an unpinned torch would pull gigabytes of CUDA packages), then install extras.
+# usage: ensure_venv DIR EXTRAS [EXTRA_PIP_ARGS...]
+ensure_venv() {
+  local dir=$1 extras=$2
+  shift 2
+  local py=${PYTHON:-python3}
+  "$py" -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+  [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check torch==2.13.0
+  "$dir/bin/pip" install -q --disable-pip-version-check -e ".[$extras]" "$@"
+}

@@ -1,0 +1,92 @@
+"""Mixture embeddings, entropy and KL: the numerical core of LRD."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrd_plugin import mixture
+from tests.reference_policies import reference_nucleus_mixture
+
+MASK = 7
+
+
+def _case(seed: int, vocab: int = 50, dim: int = 12, rows: int = 6, sharpness: float = 3.0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, vocab, generator=g) * sharpness
+    table = torch.randn(vocab, dim, generator=g)
+    return logits, table
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    top_p=st.floats(0.05, 1.0),
+    r_f=st.floats(0.01, 1.0),
+    form=st.sampled_from(["one_minus_entropy", "entropy"]),
+    sharpness=st.floats(0.1, 12.0),
+)
+def test_capped_nucleus_equals_the_exact_nucleus_when_it_fits(seed, top_p, r_f, form, sharpness):
+    logits, table = _case(seed, sharpness=sharpness)
+    logp = mixture.log_probs(logits, MASK)
+    got = mixture.mixture_embeddings(logp, table, table[MASK], top_p=top_p, r_f=r_f, alpha_form=form, cap=50)
+    for row in range(logits.shape[0]):
+        want = reference_nucleus_mixture(logp[row].exp(), table, table[MASK], top_p, r_f, form)
+        torch.testing.assert_close(got[row], want, rtol=1e-5, atol=1e-5)
+
+
+def test_cap_only_truncates_a_nucleus_larger_than_the_cap():
+    logits, _table = _case(3, sharpness=0.2)  # flat: the 0.9-nucleus holds most of the vocabulary
+    probs = mixture.log_probs(logits, MASK).exp()
+    ids, weights = mixture.nucleus(probs, 0.9, cap=5)
+    assert ids.shape[-1] == 5 and torch.allclose(weights.sum(-1), torch.ones(len(probs)))
+    _exact_ids, exact_w = mixture.nucleus(probs, 0.9, cap=50)
+    assert ((exact_w > 0).sum(-1) > 5).all()
+    sharp = torch.zeros(1, 50)
+    sharp[0, 3] = 20.0
+    ids, weights = mixture.nucleus(mixture.log_probs(sharp, MASK).exp(), 0.9, cap=5)
+    assert ids[0, 0] == 3 and weights[0, 0] == 1.0 and (weights[0, 1:] == 0).all()
+
+
+def test_mixture_is_a_convex_combination_bounded_by_r_f():
+    logits, table = _case(1)
+    logp = mixture.log_probs(logits, MASK)
+    r_f = 0.2
+    alpha = mixture.mixing_weight(mixture.entropy(logp), logits.shape[-1], r_f, "one_minus_entropy")
+    assert ((alpha >= 0) & (alpha <= r_f)).all()
+    ids, weights = mixture.nucleus(logp.exp(), 0.9, 50)
+    assert (weights >= 0).all() and torch.allclose(weights.sum(-1), torch.ones(len(weights)))
+    expected = (weights.unsqueeze(-1) * table[ids]).sum(-2)
+    got = mixture.mixture_embeddings(
+        logp, table, table[MASK], top_p=0.9, r_f=r_f, alpha_form="one_minus_entropy", cap=50
+    )
+    torch.testing.assert_close(got, (1 - alpha[:, None]) * table[MASK] + alpha[:, None] * expected)
+    assert ((got - table[MASK]).norm(dim=-1) <= r_f * (expected - table[MASK]).norm(dim=-1) + 1e-5).all()
+
+
+def test_tiny_r_f_gives_the_mask_embedding():
+    logits, table = _case(2)
+    logp = mixture.log_probs(logits, MASK)
+    got = mixture.mixture_embeddings(logp, table, table[MASK], top_p=0.9, r_f=1e-9, alpha_form="entropy", cap=8)
+    torch.testing.assert_close(got, table[MASK].expand_as(got), rtol=0, atol=1e-7)
+
+
+def test_mask_token_is_excluded_and_maths_is_fp32():
+    logits = torch.zeros(2, 10, dtype=torch.bfloat16)
+    logits[:, MASK] = 50.0
+    logp = mixture.log_probs(logits, MASK)
+    assert logp.dtype == torch.float32 and logp[:, MASK].exp().eq(0).all()
+    assert torch.allclose(mixture.entropy(logp), torch.full((2,), math.log(9)))
+    table = torch.randn(10, 4).to(torch.bfloat16)
+    out = mixture.mixture_embeddings(logp, table, table[MASK], top_p=0.9, r_f=0.5, alpha_form="entropy", cap=4)
+    assert out.dtype == torch.bfloat16
+
+
+def test_entropy_and_kl_match_their_definitions():
+    p = torch.tensor([[0.5, 0.25, 0.25, 0.0]])
+    q = torch.tensor([[0.25, 0.25, 0.25, 0.25]])
+    assert mixture.entropy(p.log()).item() == pytest.approx(1.5 * math.log(2))
+    assert mixture.kl_divergence(p.log(), q.log()).item() == pytest.approx(0.5 * math.log(2) + 0.0)
+    assert mixture.kl_divergence(q.log(), q.log()).item() == 0.0

@@ -1,0 +1,101 @@
+"""Property tests over random logit streams and a random bidirectional field."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrd_plugin import LRDConfig, LRDSampler, generate
+from tests.fields import RandomField
+
+VOCAB, MASK = 24, 23
+
+configs = st.builds(
+    LRDConfig,
+    policy=st.sampled_from(["lowest_entropy", "low_confidence", "threshold", "factor"]),
+    refinement=st.booleans(),
+    mixing=st.booleans(),
+    early_stop=st.booleans(),
+    early_stop_scope=st.sampled_from(["block", "sequence"]),
+    tau_refine=st.floats(0.0, 2.0),
+    tau_decode=st.floats(0.0, 2.0),
+    max_refine_steps=st.integers(0, 5),
+    r_f=st.floats(0.01, 1.0),
+    top_p=st.floats(0.05, 1.0),
+    threshold=st.floats(0.0, 1.0),
+    factor=st.floats(0.1, 4.0),
+    temperature=st.sampled_from([0.0, 0.0, 1.0]),
+    nucleus_cap=st.integers(1, 30),
+)
+
+
+def _fix_schedule(cfg: LRDConfig, steps: int) -> LRDConfig:
+    return cfg.replace(steps_per_block=steps) if cfg.policy == "low_confidence" else cfg
+
+
+@settings(max_examples=120, deadline=None)
+@given(cfg=configs, seed=st.integers(0, 2**16), batch=st.integers(1, 3), block=st.integers(1, 7),
+       suffix=st.integers(0, 5), scale=st.floats(0.1, 10.0), steps=st.integers(1, 9))
+def test_random_logit_streams_commit_each_position_once_and_terminate(cfg, seed, batch, block, suffix, scale, steps):
+    cfg = _fix_schedule(cfg, steps)
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(VOCAB, 6, generator=g)
+    sampler = LRDSampler(cfg, table, MASK)
+    window = torch.full((batch, block + suffix), MASK)
+    active = torch.rand(batch, generator=g) < 0.8
+    state = sampler.init_block(window, block, active=active)
+    committed_at: dict[tuple[int, int], int] = {}
+    forwards = 0
+    while not state.done:
+        before = state.tokens.clone()
+        commit = sampler.step(state, torch.randn(batch, block + suffix, VOCAB, generator=g) * scale, g)
+        forwards += 1
+        assert not (commit & (before != MASK)).any(), "a committed position was committed again"
+        assert torch.equal(state.tokens[before != MASK], before[before != MASK]), "a committed token changed"
+        assert not (state.tokens[commit] == MASK).any(), "the mask token was committed as an answer"
+        for b, j in commit.nonzero().tolist():
+            committed_at[(b, j)] = forwards
+        assert forwards <= sampler.max_forwards_per_block(block)
+    assert not (state.tokens[active, :block] == MASK).any()
+    assert (state.tokens[~active] == MASK).all(), "an inactive sequence was touched"
+    assert torch.equal(state.forwards, (state.refine_steps + state.decode_steps))
+    assert (state.refine_steps <= (cfg.max_refine_steps if cfg.refinement else 0)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(cfg=configs, seed=st.integers(0, 2**16), prompt_len=st.integers(1, 5), block=st.integers(1, 5),
+       blocks=st.integers(1, 3), cache=st.sampled_from(["none", "prefix"]), shift=st.integers(0, 1),
+       steps=st.integers(1, 6), sharpness=st.floats(0.5, 12.0))
+def test_generate_batch_equals_per_sample_is_deterministic_and_bounded(cfg, seed, prompt_len, block, blocks, cache,
+                                                                       shift, steps, sharpness):
+    cfg = _fix_schedule(cfg, steps)
+    model = RandomField(VOCAB, 8, MASK, seed=seed, sharpness=sharpness, shift=shift)
+    prompt = torch.randint(0, MASK, (3, prompt_len), generator=torch.Generator().manual_seed(seed))
+    kwargs = {"gen_length": block * blocks, "block_length": block, "config": cfg, "cache": cache}
+    # Sampling draws one noise tensor per step for the whole batch, so only greedy runs are batch-invariant.
+    gen = (lambda: torch.Generator().manual_seed(seed)) if cfg.temperature else (lambda: None)
+    out = generate(model, prompt, generator=gen(), **kwargs)
+    again = generate(model, prompt, generator=gen(), **kwargs)
+    assert torch.equal(out.sequences, again.sequences) and out.nfe == again.nfe
+    assert torch.equal(out.sequences[:, :prompt_len], prompt)
+    assert not (out.generated == MASK).any()
+    bound = blocks * LRDSampler(cfg, model.embedding_table(), MASK).max_forwards_per_block(block)
+    assert int(out.nfe_per_sequence.max()) <= out.nfe <= bound
+    if cfg.temperature == 0:
+        for row in range(3):
+            alone = generate(model, prompt[row : row + 1], **kwargs)
+            assert torch.equal(alone.sequences[0], out.sequences[row])
+            assert alone.nfe == int(out.nfe_per_sequence[row])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), policy=st.sampled_from(["lowest_entropy", "threshold", "factor"]),
+       scope=st.sampled_from(["block", "sequence"]))
+def test_prefix_cache_changes_nothing_but_the_cost(seed, policy, scope):
+    model = RandomField(VOCAB, 8, MASK, seed=seed)
+    prompt = torch.randint(0, MASK, (2, 4), generator=torch.Generator().manual_seed(seed))
+    cfg = LRDConfig(policy=policy, early_stop_scope=scope)
+    plain = generate(model, prompt, gen_length=12, block_length=4, config=cfg)
+    model.calls.clear()
+    cached = generate(model, prompt, gen_length=12, block_length=4, config=cfg, cache="prefix")
+    assert torch.equal(plain.sequences, cached.sequences) and plain.nfe == cached.nfe
+    assert all(new + past == 16 and (past == 0 or new < 16) for new, past in model.calls)
