@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+from .sampler import check_mask_id
+
 
 @runtime_checkable
 class Denoiser(Protocol):
@@ -71,9 +73,7 @@ class HFDenoiser:
             )
         self._accepted = accepted
         self.supports_cache = "past_key_values" in accepted
-        table = self.embedding_table()
-        if not 0 <= mask_id < table.shape[0]:
-            raise ValueError(f"mask_id must be in [0, {table.shape[0] - 1}] (the model's vocabulary), got {mask_id}")
+        check_mask_id(mask_id, self.embedding_table().shape[0])
 
     def embedding_table(self) -> Tensor:
         getter = getattr(self.model, "get_input_embeddings", None)
@@ -91,6 +91,11 @@ class HFDenoiser:
         past_key_values: Any = None,
         use_cache: bool = False,
     ) -> tuple[Tensor, Any]:
+        if attention_mask is not None and not self._takes("attention_mask") and not bool(attention_mask.all()):
+            raise ValueError(
+                f"{type(self.model).__name__}.forward takes no attention_mask, so left padding would be attended; "
+                "pass prompts of equal length (attention_mask=None) to this model"
+            )
         kwargs: dict[str, Any] = {"inputs_embeds": inputs_embeds}
         optional = {
             "attention_mask": attention_mask,

@@ -8,6 +8,7 @@ predicted).
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,12 +83,13 @@ def generate(
     ``prefix`` (KV of the prompt and finished blocks is computed once per block; only hard tokens
     ever enter it). NFE is bounded by ``gen_length / block_length * max_forwards_per_block``.
     """
-    config = config or LRDConfig()
+    config = LRDConfig() if config is None else config
     _check_arguments(model, prompt, gen_length, block_length, attention_mask, cache)
+    gen_length, block_length = int(gen_length), int(block_length)
     batch, prompt_length = prompt.shape
     device = prompt.device
     table = model.embedding_table()
-    sampler = LRDSampler(config, table, model.mask_id)
+    sampler = LRDSampler(config, table, model.mask_id, track_kl=record_kl)
     x = torch.cat([prompt, prompt.new_full((batch, gen_length), model.mask_id)], dim=1)
     keys, positions = _padding(attention_mask, batch, gen_length, device)
 
@@ -147,15 +149,17 @@ def generate(
 def _check_arguments(
     model: Denoiser, prompt: Tensor, gen_length: int, block_length: int, attention_mask: Tensor | None, cache: str
 ) -> None:
+    if not isinstance(prompt, Tensor):
+        raise TypeError(f"prompt must be a [batch, length] LongTensor of token ids, got {type(prompt).__name__}")
     if prompt.dim() != 2 or prompt.dtype != torch.long:
         raise ValueError(
             f"prompt must be a [batch, length] LongTensor of token ids, got {prompt.dtype} {tuple(prompt.shape)}"
         )
     if prompt.shape[1] < model.shift:
         raise ValueError("prompt must hold at least one token for a model with shifted logits (shift=1)")
-    if not isinstance(gen_length, int) or gen_length < 1:
+    if not _is_int(gen_length) or gen_length < 1:
         raise ValueError(f"gen_length must be a positive integer, got {gen_length!r}")
-    if not isinstance(block_length, int) or not 1 <= block_length <= gen_length:
+    if not _is_int(block_length) or not 1 <= block_length <= gen_length:
         raise ValueError(f"block_length must be an integer in [1, gen_length={gen_length}], got {block_length!r}")
     if gen_length % block_length:
         raise ValueError(
@@ -166,6 +170,8 @@ def _check_arguments(
         raise ValueError(f"cache must be one of {list(CACHE_MODES)}, got {cache!r}")
     if cache == "prefix" and not model.supports_cache:
         raise ValueError(f"cache='prefix' needs a model that takes past_key_values; {type(model).__name__} does not")
+    if attention_mask is not None and not isinstance(attention_mask, Tensor):
+        raise TypeError(f"attention_mask must be a [batch, length] tensor of 0/1, got {type(attention_mask).__name__}")
     if attention_mask is not None and attention_mask.shape != prompt.shape:
         raise ValueError(
             f"attention_mask must have the prompt's shape {tuple(prompt.shape)}, got {tuple(attention_mask.shape)}"
@@ -173,6 +179,10 @@ def _check_arguments(
     vocab = model.embedding_table().shape[0]
     if bool((prompt < 0).any() or (prompt >= vocab).any()):
         raise ValueError(f"prompt token ids must be in [0, {vocab - 1}] (the embedding table)")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _padding(

@@ -26,9 +26,13 @@ def entropy(logp: Tensor) -> Tensor:
 
 
 def kl_divergence(logp: Tensor, logq: Tensor) -> Tensor:
-    """KL(p || q) per position over the last axis; terms where p = 0 contribute nothing."""
+    """KL(p || q) per position over the last axis; terms where p = 0 contribute nothing.
+
+    Floored at 0: fp32 rounding of two nearly equal predictions can give -1e-8, which would let
+    tau = 0 ("never stop on KL") fire.
+    """
     p = logp.exp()
-    return torch.where(p > 0, p * (logp - logq), torch.zeros((), device=p.device)).sum(dim=-1)
+    return torch.where(p > 0, p * (logp - logq), torch.zeros((), device=p.device)).sum(dim=-1).clamp_min(0.0)
 
 
 def mixing_weight(ent: Tensor, vocab_size: int, r_f: float, alpha_form: str) -> Tensor:

@@ -73,19 +73,19 @@ class BlockState:
 class LRDSampler:
     """Runs LRD's per-block decision logic over logits supplied by any engine."""
 
-    def __init__(self, config: LRDConfig, embedding: Tensor, mask_id: int) -> None:
-        if embedding.dim() != 2:
-            raise ValueError(
-                f"embedding must be the [vocab, dim] input embedding table, got shape {tuple(embedding.shape)}"
-            )
-        if not 0 <= mask_id < embedding.shape[0]:
-            raise ValueError(
-                f"mask_id must be in [0, {embedding.shape[0] - 1}] (the embedding table's rows), got {mask_id}"
-            )
+    def __init__(self, config: LRDConfig, embedding: Tensor, mask_id: int, *, track_kl: bool = False) -> None:
+        """`track_kl` measures the KL even when no decision needs it (for a KL trace of a base run)."""
+        if not isinstance(config, LRDConfig):
+            raise TypeError(f"config must be an LRDConfig (e.g. LRDConfig.from_dict(...)), got {type(config).__name__}")
+        if not isinstance(embedding, Tensor) or embedding.dim() != 2:
+            shape = tuple(embedding.shape) if isinstance(embedding, Tensor) else type(embedding).__name__
+            raise ValueError(f"embedding must be the [vocab, dim] input embedding table, got {shape}")
+        check_mask_id(mask_id, embedding.shape[0])
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id
         self.mask_embedding = embedding[mask_id]
+        self.needs_kl = config.refinement or config.early_stop or track_kl
 
     def max_forwards_per_block(self, block_length: int) -> int:
         """Upper bound on forwards spent on one block (the loop's termination bound)."""
@@ -129,8 +129,7 @@ class LRDSampler:
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
         # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
-        needs_kl = cfg.refinement or cfg.early_stop
-        kl_block, kl_window = self._kl(state.prev_logp if needs_kl else None, tracked, open_window, n)
+        kl_block, kl_window = self._kl(state.prev_logp, tracked, open_window, n)
         state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
 
         refining = active & (state.phase == Phase.REFINE) & ~(kl_block < cfg.tau_refine)
@@ -161,7 +160,7 @@ class LRDSampler:
         state.tokens = torch.where(commit, x0, state.tokens)
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
         state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
-        state.prev_logp = tracked if needs_kl else None
+        state.prev_logp = tracked if self.needs_kl else None
         if cfg.mixing:
             state.mixture = mixture.mixture_embeddings(
                 logp[:, :n],
@@ -187,8 +186,11 @@ class LRDSampler:
                 f"logits vocabulary ({logits.shape[-1]}) must contain mask_id={self.mask_id} and be at most "
                 f"the embedding table's {self.embedding.shape[0]} rows"
             )
-        if torch.isnan(logits).any():
-            raise ValueError("the model returned NaN logits; check its weights and dtype (LRD cannot decode from NaN)")
+        if (logits.isnan() | logits.isposinf()).any():
+            raise ValueError(
+                "the model returned NaN or +inf logits; check its weights and dtype (e.g. fp16 overflow): "
+                "no prediction can be decoded from them"
+            )
 
     @staticmethod
     def _kl(prev: Tensor | None, logp: Tensor, open_window: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -230,6 +232,14 @@ class LRDSampler:
             candidates.sum(dim=-1),
         )
         return policies.top_k_confidence(confidence, candidates, k)
+
+
+def check_mask_id(mask_id: object, vocab: int) -> None:
+    """The mask id must be a plain int row of the vocabulary (a bool or float would index wrongly)."""
+    if not isinstance(mask_id, int) or isinstance(mask_id, bool):
+        raise TypeError(f"mask_id must be an int token id in [0, {vocab - 1}], got {mask_id!r}")
+    if not 0 <= mask_id < vocab:
+        raise ValueError(f"mask_id must be in [0, {vocab - 1}] (the model's vocabulary), got {mask_id}")
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -7,6 +7,13 @@ ensure_venv() {
   local py=${PYTHON:-python3}
   "$py" -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
   [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check torch==2.13.0
-  "$dir/bin/pip" install -q --disable-pip-version-check -e ".[$extras]" "$@"
+  _pip "$dir" torch==2.13.0
+  _pip "$dir" -e ".[$extras]" "$@"
+}
+
+# pip, quiet, without the machine's notes about absent local index folders
+_pip() {
+  local dir=$1
+  shift
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }

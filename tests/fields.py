@@ -16,8 +16,17 @@ from torch import Tensor, nn
 
 
 class RandomField:
-    def __init__(self, vocab: int, dim: int, mask_id: int, *, seed: int = 0, sharpness: float = 4.0,
-                 shift: int = 0, max_len: int = 256) -> None:
+    def __init__(
+        self,
+        vocab: int,
+        dim: int,
+        mask_id: int,
+        *,
+        seed: int = 0,
+        sharpness: float = 4.0,
+        shift: int = 0,
+        max_len: int = 256,
+    ) -> None:
         g = torch.Generator().manual_seed(seed)
         self.embedding = nn.Embedding(vocab, dim)
         self.embedding.weight.data = torch.randn(vocab, dim, generator=g)
@@ -32,9 +41,15 @@ class RandomField:
     def embedding_table(self) -> Tensor:
         return self.embedding.weight
 
-    def forward(self, inputs_embeds: Tensor, *, attention_mask: Tensor | None = None,
-                position_ids: Tensor | None = None, past_key_values: Any = None,
-                use_cache: bool = False) -> tuple[Tensor, Any]:
+    def forward(
+        self,
+        inputs_embeds: Tensor,
+        *,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+    ) -> tuple[Tensor, Any]:
         past = past_key_values[0][0][:, 0] if past_key_values is not None else inputs_embeds[:, :0]
         self.calls.append((inputs_embeds.shape[1], past.shape[1]))
         full = torch.cat([past, inputs_embeds], dim=1)

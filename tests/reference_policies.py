@@ -59,9 +59,7 @@ KVCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 # ---------------------------------------------------------------------------
 # Per-position logit processing
 # ---------------------------------------------------------------------------
-def position_stats(
-    logits_row: torch.Tensor, mask_id: int
-) -> tuple[int, torch.Tensor, torch.Tensor]:
+def position_stats(logits_row: torch.Tensor, mask_id: int) -> tuple[int, torch.Tensor, torch.Tensor]:
     """Process the logits of ONE position.
 
     Steps: cast to float32, set the logit of ``mask_id`` to ``-inf`` (the mask
@@ -107,9 +105,7 @@ def low_confidence_schedule(n: int, steps: int) -> list[int]:
     return [base + (1 if j < remainder else 0) for j in range(steps)]
 
 
-def factor_commit_count(
-    sorted_confidences: list[torch.Tensor] | torch.Tensor, factor: float
-) -> int:
+def factor_commit_count(sorted_confidences: list[torch.Tensor] | torch.Tensor, factor: float) -> int:
     """Number of positions the Fast-dLLM 'factor' rule commits.
 
     ``sorted_confidences`` are the confidences ``c_0 >= c_1 >= ... >= c_{N-1}``
@@ -137,9 +133,7 @@ def factor_commit_count(
     return first_failure
 
 
-def _by_confidence_desc(
-    positions: list[int], conf: dict[int, torch.Tensor]
-) -> list[int]:
+def _by_confidence_desc(positions: list[int], conf: dict[int, torch.Tensor]) -> list[int]:
     """Positions sorted by confidence descending, ties by ascending position."""
     return sorted(positions, key=lambda pos: (-float(conf[pos]), pos))
 
@@ -153,9 +147,7 @@ def _forward(
     past_key_values: KVCache | None,
     use_cache: bool,
 ) -> Any:
-    return model(
-        input_ids=input_ids, past_key_values=past_key_values, use_cache=use_cache
-    )
+    return model(input_ids=input_ids, past_key_values=past_key_values, use_cache=use_cache)
 
 
 def _truncate_cache(past_key_values: Any, length: int) -> KVCache:
@@ -241,9 +233,7 @@ def reference_generate(
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
     if block_length <= 0 or gen_length < 0 or gen_length % block_length != 0:
-        raise ValueError(
-            "gen_length must be a non-negative multiple of a positive block_length"
-        )
+        raise ValueError("gen_length must be a non-negative multiple of a positive block_length")
     prompt_length = prompt.shape[1]
     if shift and prompt_length < 1:
         raise ValueError("shift=True needs a non-empty prompt")
@@ -251,9 +241,7 @@ def reference_generate(
     if policy == "low_confidence" and steps < 1:
         raise ValueError(f"steps_per_block must be >= 1, got {steps}")
 
-    x = torch.full(
-        (1, prompt_length + gen_length), mask_id, dtype=torch.long, device=prompt.device
-    )
+    x = torch.full((1, prompt_length + gen_length), mask_id, dtype=torch.long, device=prompt.device)
     x[0, :prompt_length] = prompt[0].to(torch.long)
     nfe = 0
 
@@ -299,9 +287,7 @@ def reference_generate(
             # ---- choose positions to commit ----------------------------------
             if policy == "low_confidence":
                 if step >= len(schedule):
-                    raise RuntimeError(
-                        "low_confidence schedule exhausted with masks left"
-                    )
+                    raise RuntimeError("low_confidence schedule exhausted with masks left")
                 chosen = _by_confidence_desc(masked, conf)[: schedule[step]]
             elif policy == "threshold":
                 ranked = _by_confidence_desc(masked, conf)

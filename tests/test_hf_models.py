@@ -13,9 +13,16 @@ VOCAB, MASK = 50, 49
 
 def tiny_mlm(kind: str = "bert", seed: int = 0):
     torch.manual_seed(seed)
-    common = {"vocab_size": VOCAB, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "intermediate_size": 64, "max_position_embeddings": 128, "hidden_dropout_prob": 0.0,
-              "attention_probs_dropout_prob": 0.0}
+    common = {
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "max_position_embeddings": 128,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    }
     if kind == "bert":
         model = transformers.BertForMaskedLM(transformers.BertConfig(**common))
     else:
@@ -66,8 +73,9 @@ def test_left_padded_batch_decodes_each_row_as_alone(kind, offset):
     cfg = LRDConfig(policy="threshold")
     together = generate(adapter, batch, attention_mask=mask, gen_length=8, block_length=4, config=cfg)
     for row, prompt in enumerate((short, long)):
-        alone = generate(adapter, prompt, attention_mask=torch.ones_like(prompt), gen_length=8, block_length=4,
-                         config=cfg)
+        alone = generate(
+            adapter, prompt, attention_mask=torch.ones_like(prompt), gen_length=8, block_length=4, config=cfg
+        )
         assert torch.equal(together.generated[row], alone.generated[0])
         assert int(together.nfe_per_sequence[row]) == alone.nfe
 

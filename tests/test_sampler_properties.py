@@ -33,8 +33,15 @@ def _fix_schedule(cfg: LRDConfig, steps: int) -> LRDConfig:
 
 
 @settings(max_examples=120, deadline=None)
-@given(cfg=configs, seed=st.integers(0, 2**16), batch=st.integers(1, 3), block=st.integers(1, 7),
-       suffix=st.integers(0, 5), scale=st.floats(0.1, 10.0), steps=st.integers(1, 9))
+@given(
+    cfg=configs,
+    seed=st.integers(0, 2**16),
+    batch=st.integers(1, 3),
+    block=st.integers(1, 7),
+    suffix=st.integers(0, 5),
+    scale=st.floats(0.1, 10.0),
+    steps=st.integers(1, 9),
+)
 def test_random_logit_streams_commit_each_position_once_and_terminate(cfg, seed, batch, block, suffix, scale, steps):
     cfg = _fix_schedule(cfg, steps)
     g = torch.Generator().manual_seed(seed)
@@ -62,11 +69,20 @@ def test_random_logit_streams_commit_each_position_once_and_terminate(cfg, seed,
 
 
 @settings(max_examples=40, deadline=None)
-@given(cfg=configs, seed=st.integers(0, 2**16), prompt_len=st.integers(1, 5), block=st.integers(1, 5),
-       blocks=st.integers(1, 3), cache=st.sampled_from(["none", "prefix"]), shift=st.integers(0, 1),
-       steps=st.integers(1, 6), sharpness=st.floats(0.5, 12.0))
-def test_generate_batch_equals_per_sample_is_deterministic_and_bounded(cfg, seed, prompt_len, block, blocks, cache,
-                                                                       shift, steps, sharpness):
+@given(
+    cfg=configs,
+    seed=st.integers(0, 2**16),
+    prompt_len=st.integers(1, 5),
+    block=st.integers(1, 5),
+    blocks=st.integers(1, 3),
+    cache=st.sampled_from(["none", "prefix"]),
+    shift=st.integers(0, 1),
+    steps=st.integers(1, 6),
+    sharpness=st.floats(0.5, 12.0),
+)
+def test_generate_batch_equals_per_sample_is_deterministic_and_bounded(
+    cfg, seed, prompt_len, block, blocks, cache, shift, steps, sharpness
+):
     cfg = _fix_schedule(cfg, steps)
     model = RandomField(VOCAB, 8, MASK, seed=seed, sharpness=sharpness, shift=shift)
     prompt = torch.randint(0, MASK, (3, prompt_len), generator=torch.Generator().manual_seed(seed))
@@ -88,8 +104,11 @@ def test_generate_batch_equals_per_sample_is_deterministic_and_bounded(cfg, seed
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**16), policy=st.sampled_from(["lowest_entropy", "threshold", "factor"]),
-       scope=st.sampled_from(["block", "sequence"]))
+@given(
+    seed=st.integers(0, 2**16),
+    policy=st.sampled_from(["lowest_entropy", "threshold", "factor"]),
+    scope=st.sampled_from(["block", "sequence"]),
+)
 def test_prefix_cache_changes_nothing_but_the_cost(seed, policy, scope):
     model = RandomField(VOCAB, 8, MASK, seed=seed)
     prompt = torch.randint(0, MASK, (2, 4), generator=torch.Generator().manual_seed(seed))
