@@ -128,7 +128,6 @@ class LRDSampler:
 
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
-        # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
         kl_block, kl_window = self._kl(state.prev_logp, tracked, open_window, n)
         state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
 
@@ -160,6 +159,7 @@ class LRDSampler:
         state.tokens = torch.where(commit, x0, state.tokens)
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
         state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
+        # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
         state.prev_logp = tracked if self.needs_kl else None
         if cfg.mixing:
             state.mixture = mixture.mixture_embeddings(

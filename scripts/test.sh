@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 ensure_venv .venv test,hf
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest -q
 ensure_venv .venv-tf4 test "transformers==4.57.6"
 .venv-tf4/bin/python -m pytest -q tests/test_hf_models.py tests/test_exactness.py
