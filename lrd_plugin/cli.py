@@ -98,7 +98,7 @@ def _generate(args: argparse.Namespace) -> int:
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
     batches = [prompts[i : i + args.batch_size] for i in range(0, len(prompts), args.batch_size)]
     for batch in _bar(batches, "batches", enabled=len(batches) > 1):
-        ids, mask = _left_pad([loaded.encode(p) for p in batch], loaded.pad_id, args.device)
+        ids, mask = loaded.encode_batch(batch)
         out = generate(
             loaded.denoiser,
             ids,
@@ -139,7 +139,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     lrd = _config(args)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
-    ids, mask = _left_pad([loaded.encode(p) for p in DEMO_PROMPTS], loaded.pad_id, args.device)
+    ids, mask = loaded.encode_batch(DEMO_PROMPTS)
     variants = {
         "base: lowest-entropy, 1 token/step": LRDConfig.base(policy="lowest_entropy"),
         "base: LLaDA low-confidence, 1 token/step": LRDConfig.base(policy="low_confidence"),
@@ -206,13 +206,6 @@ def _print_config(args: argparse.Namespace) -> int:
     config = _config(args)
     print(json.dumps(config.to_dict(), indent=2) if args.json else config.to_yaml(), end="" if not args.json else "\n")
     return 0
-
-
-def _left_pad(rows: list[list[int]], pad_id: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    return ids, mask
 
 
 def _bar(items: list[Any], desc: str, enabled: bool) -> Any:

@@ -21,11 +21,20 @@ class LoadedModel:
     pad_id: int
     description: str
     random_weights: bool = False
+    device: str = "cpu"
 
     def encode(self, text: str) -> list[int]:
         if hasattr(self.tokenizer, "mask_id"):  # the project's CharTokenizer
             return self.tokenizer.encode(text)
         return self.tokenizer(text)["input_ids"]
+
+    def encode_batch(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded token ids [B, L] and their attention mask (1 = real token)."""
+        rows = [self.encode(p) for p in prompts]
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        return ids, mask
 
     def decode(self, ids: list[int]) -> str:
         if hasattr(self.tokenizer, "mask_id"):
@@ -48,7 +57,8 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str | None = None, seed
             tok,
             tok.pad_id,
             "embedded default: tiny LLaDA with RANDOM weights (placeholder, outputs are noise)",
-            True,
+            random_weights=True,
+            device=device,
         )
     path = Path(spec)
     if not (path / "config.json").is_file():
@@ -57,7 +67,8 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str | None = None, seed
     if config.get("model_type") == "llada":
         model = LLaDAModel.from_pretrained(path, dtype=torch_dtype).to(device).eval()
         tok = CharTokenizer.load(path)
-        return LoadedModel(HFDenoiser(model, model.config.mask_token_id), tok, tok.pad_id, f"LLaDA-format model {path}")
+        denoiser = HFDenoiser(model, model.config.mask_token_id)
+        return LoadedModel(denoiser, tok, tok.pad_id, f"LLaDA-format model {path}", device=device)
     return _load_transformers(path, device, torch_dtype)
 
 
@@ -77,7 +88,8 @@ def _load_transformers(path: Path, device: str, dtype: torch.dtype | None) -> Lo
         getattr(model.config, "pad_token_id", 0) + 1 if model.config.model_type in ("roberta", "xlm-roberta") else 0
     )
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    return LoadedModel(HFDenoiser(model, tok.mask_token_id, position_offset=offset), tok, pad, f"masked LM {path}")
+    denoiser = HFDenoiser(model, tok.mask_token_id, position_offset=offset)
+    return LoadedModel(denoiser, tok, pad, f"masked LM {path}", device=device)
 
 
 def _dtype(name: str | None) -> torch.dtype | None:
