@@ -14,8 +14,7 @@ import torch
 from .config import LRDConfig
 from .decoder import CACHE_MODES, generate
 from .loading import DEFAULT_MODEL, load_model
-
-DEMO_PROMPTS = ["Q: 12+7=? A:", "Q: reverse 'abc'. A:", "Once upon a time", "def add(a, b):"]
+from .stepcost import StepCost, measure_step_cost
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_demo, model=DEFAULT_MODEL)
 
+    bench = sub.add_parser(
+        "bench", help="accuracy, NFE and speed: LLaDA, Fast-dLLM-style, LRD and LRD + Fast-dLLM on the task suite"
+    )
+    _model_args(bench, lengths=False)
+    bench.add_argument("--tasks", nargs="+", default=["arith", "list", "sudoku"], choices=["arith", "list", "sudoku"])
+    bench.add_argument("--gen-lengths", nargs="+", type=_positive, default=[64, 128, 256])
+    bench.add_argument("--n", type=_positive, default=100, help="held-out test prompts per task")
+    bench.add_argument("--batch-size", type=_positive, default=16)
+    bench.add_argument("--quick", action="store_true", help="smoke mode: 16 prompts per task, length 64 only")
+    bench.add_argument("--ablations", action="store_true", help="add LRD without refinement / mixing / early stop")
+    bench.add_argument("--sweep-r-f", nargs="+", type=float, default=[], metavar="R_F", help="add LRD at these r_f")
+    bench.add_argument("--sweep-top-p", nargs="+", type=float, default=[], metavar="P", help="add LRD at these top_p")
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for JSON, Markdown and plots")
+    bench.set_defaults(run=_bench)
+
     cfg = sub.add_parser("config", help="print the effective LRD config as YAML (or JSON)")
     cfg.add_argument("--config", type=Path, help="a YAML or JSON config file to start from")
     cfg.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
@@ -55,16 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, lengths: bool = True) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="'default' or a local model directory")
     p.add_argument("--config", type=Path, help="a YAML or JSON LRDConfig file")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
-    p.add_argument("--gen-length", type=_positive, default=64)
     p.add_argument("--block-length", type=_positive, default=32)
-    p.add_argument("--cache", choices=CACHE_MODES, default="prefix")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)
+    if lengths:
+        p.add_argument("--gen-length", type=_positive, default=64)
+        p.add_argument("--cache", choices=CACHE_MODES, default="prefix")
 
 
 def _config(args: argparse.Namespace) -> LRDConfig:
@@ -135,11 +150,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """The main job until the trained embedded model ships: every sampler on the same prompts."""
-    from .stepcost import measure_step_cost
 
     lrd = _config(args)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
-    ids, mask = loaded.encode_batch(DEMO_PROMPTS)
+    from .tasks import TASKS, generate_examples
+
+    prompts = [ex.prompt for task in TASKS for ex in generate_examples(task, "test", 2, args.seed)]
+    ids, mask = loaded.encode_batch(prompts)
     variants = {
         "base: lowest-entropy, 1 token/step": LRDConfig.base(policy="lowest_entropy"),
         "base: LLaDA low-confidence, 1 token/step": LRDConfig.base(policy="low_confidence"),
@@ -173,7 +190,7 @@ def _demo(args: argparse.Namespace) -> int:
     cost = measure_step_cost(loaded.denoiser, block_length=args.block_length, config=lrd)
     result = {
         "model": loaded.description,
-        "prompts": len(DEMO_PROMPTS),
+        "prompts": len(prompts),
         "gen_length": args.gen_length,
         "block_length": args.block_length,
         "cache": args.cache,
@@ -184,7 +201,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"model: {loaded.description}")
-    print(f"{len(DEMO_PROMPTS)} prompts, gen_length {args.gen_length}, block {args.block_length}, cache {args.cache}\n")
+    print(f"{len(prompts)} prompts, gen_length {args.gen_length}, block {args.block_length}, cache {args.cache}\n")
     print(f"| {'sampler':<42} | NFE | mean NFE/seq | Phase-1 steps/block | early-stop rate | tokens/s |")
     print(f"|{'-' * 44}|----:|-------------:|--------------------:|----------------:|---------:|")
     for r in rows:
@@ -192,14 +209,61 @@ def _demo(args: argparse.Namespace) -> int:
             f"| {r['sampler']:<42} | {r['nfe']:>3} | {r['mean_nfe']:>12.1f} | {r['phase1_steps']:>19.2f} "
             f"| {r['early_stop_rate']:>15.2f} | {r['tokens_per_s']:>8.0f} |"
         )
-    print(
-        f"\nper-step cost (median of 30, sequence {cost.sequence_length}, block {cost.block_length}): "
-        f"forward {cost.forward_ms:.3f} ms, base policy step {cost.base_step_ms:.3f} ms, "
-        f"LRD step {cost.lrd_step_ms:.3f} ms -> LRD's extra work = {cost.extra_over_forward:.2f}x one forward"
-    )
+    print("\n" + _step_cost_line(cost))
     if loaded.random_weights:
         print("\nnote: random weights -- predictions are noise, so only NFE and cost are meaningful here.")
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    lrd = _config(args)
+    if args.quick:
+        args.n, args.gen_lengths = min(args.n, 16), [64]
+    samplers = bench.standard_samplers(lrd)
+    if args.ablations:
+        samplers += bench.ablation_samplers(lrd)
+    samplers += bench.sweep_samplers("r_f", args.sweep_r_f, lrd) + bench.sweep_samplers("top_p", args.sweep_top_p, lrd)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
+    records = bench.run_benchmark(
+        loaded,
+        samplers,
+        tasks=args.tasks,
+        gen_lengths=args.gen_lengths,
+        block_length=args.block_length,
+        n=args.n,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=True,
+    )
+    rows = bench.speedups(records)
+    cost = measure_step_cost(loaded.denoiser, block_length=args.block_length, config=lrd)
+    meta = {
+        "model": loaded.description,
+        "step_cost": cost.to_dict(),
+        "n_per_task": args.n,
+        "block_length": args.block_length,
+        "device": args.device,
+        "lrd_config": lrd.to_dict(),
+        "argv": sys.argv[1:],
+    }
+    paths = bench.write_report(rows, meta, args.out)
+    print(f"model: {loaded.description}; {args.n} held-out prompts per task, block {args.block_length}\n")
+    print(bench.markdown_table(rows))
+    print(_step_cost_line(cost))
+    if loaded.random_weights:
+        print("note: random weights -- accuracy is meaningless here, only NFE and cost are.")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _step_cost_line(cost: StepCost) -> str:
+    return (
+        f"per-step cost (median of 30, sequence {cost.sequence_length}, block {cost.block_length}): "
+        f"forward {cost.forward_ms:.3f} ms, base policy step {cost.base_step_ms:.3f} ms, "
+        f"LRD step {cost.lrd_step_ms:.3f} ms -> LRD's extra work = {cost.extra_over_forward:.2f}x one forward"
+    )
 
 
 def _print_config(args: argparse.Namespace) -> int:

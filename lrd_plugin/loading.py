@@ -12,6 +12,7 @@ import torch
 from .adapters import Denoiser, HFDenoiser
 
 DEFAULT_MODEL = "default"
+DEFAULT_DIR = Path(__file__).parent / "default_model"  # the trained embedded default, when shipped
 
 
 @dataclass
@@ -49,6 +50,10 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str | None = None, seed
     from .models import CharTokenizer, LLaDAModel, build_default_random_model
 
     torch_dtype = _dtype(dtype)
+    if spec == DEFAULT_MODEL and (DEFAULT_DIR / "config.json").is_file():
+        loaded = load_model(str(DEFAULT_DIR), device=device, dtype=dtype)
+        loaded.description = "embedded default: tiny LLaDA trained on the task suite (lrd_plugin/default_model)"
+        return loaded
     if spec == DEFAULT_MODEL:
         model, tok = build_default_random_model(seed)
         model = model.to(device=device, dtype=torch_dtype or torch.float32)

@@ -76,7 +76,7 @@ def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
 def test_demo_compares_samplers_and_measures_the_step_cost(capsys):
     assert main(["demo", "--gen-length", "16", "--block-length", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert "RANDOM weights" in result["model"]
+    assert result["model"].startswith("embedded default")
     names = [row["sampler"] for row in result["rows"]]
     assert any(n.startswith("base") for n in names) and any(n.startswith("LRD") for n in names)
     base = next(r for r in result["rows"] if r["sampler"].startswith("base: lowest-entropy"))

@@ -1,0 +1,253 @@
+"""Side-by-side benchmark: LLaDA baseline, Fast-dLLM-style decoding, LRD and LRD composed with it.
+
+Every sampler decodes the same held-out prompts with the same model in one process, so accuracy,
+NFE and speed ratios are comparable. Results are records (one per task x length x sampler) that
+`report` turns into JSON, a Markdown table and accuracy-vs-NFE plots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import LRDConfig
+from .decoder import generate
+from .loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """One decoding setting: a config and a cache mode."""
+
+    name: str
+    config: LRDConfig
+    cache: str
+
+
+def standard_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
+    """The baselines the paper and Fast-dLLM report, and LRD alone and composed with Fast-dLLM."""
+    lrd = lrd or LRDConfig()
+    return [
+        Sampler("llada", LRDConfig.base(policy="low_confidence"), "none"),
+        Sampler("fast-dllm-threshold", LRDConfig.base(policy="threshold", threshold=0.9), "prefix"),
+        Sampler("fast-dllm-factor", LRDConfig.base(policy="factor", factor=1.0), "prefix"),
+        Sampler("lrd", lrd, "none"),
+        Sampler("lrd+fast-dllm-threshold", lrd.replace(policy="threshold", threshold=0.9), "prefix"),
+        Sampler("lrd+fast-dllm-factor", lrd.replace(policy="factor", factor=1.0), "prefix"),
+    ]
+
+
+def ablation_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
+    """The paper's Table 3-4 ablations of LRD."""
+    lrd = lrd or LRDConfig()
+    return [
+        Sampler("lrd w/o refinement", lrd.replace(refinement=False), "none"),
+        Sampler("lrd w/o mixing", lrd.replace(mixing=False), "none"),
+        Sampler("lrd w/o early stop", lrd.replace(early_stop=False), "none"),
+    ]
+
+
+def sweep_samplers(field: str, values: Iterable[float], lrd: LRDConfig | None = None) -> list[Sampler]:
+    """LRD with one field swept (the paper's Figs. 4-5 sweep r_f and top_p)."""
+    lrd = lrd or LRDConfig()
+    return [Sampler(f"lrd {field}={v:g}", lrd.replace(**{field: v}), "none") for v in values]
+
+
+@dataclass
+class Record:
+    task: str
+    gen_length: int
+    block_length: int
+    sampler: str
+    n: int
+    accuracy: float
+    mean_nfe: float
+    tokens_per_s: float
+    latency_s: float  # wall time per prompt
+    phase1_steps_per_block: float
+    early_stop_rate: float  # fraction of blocks finished by the KL early stop
+    config: dict[str, Any]
+    cache: str
+
+
+def run_sampler(
+    loaded: LoadedModel,
+    sampler: Sampler,
+    prompts: list[str],
+    score: Callable[[int, str], bool],
+    *,
+    task: str,
+    gen_length: int,
+    block_length: int,
+    batch_size: int,
+) -> Record:
+    """Decode every prompt with one sampler and score the answers."""
+    correct, nfe, refine, stopped, blocks, tokens, wall = 0, 0, 0.0, 0.0, 0, 0, 0.0
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        ids, mask = loaded.encode_batch(batch)
+        begin = time.perf_counter()
+        out = generate(
+            loaded.denoiser,
+            ids,
+            attention_mask=mask,
+            gen_length=gen_length,
+            block_length=block_length,
+            config=sampler.config,
+            cache=sampler.cache,
+        )
+        wall += time.perf_counter() - begin
+        for row in range(len(batch)):
+            correct += bool(score(start + row, loaded.decode(out.generated[row].tolist())))
+        nfe += int(out.nfe_per_sequence.sum())
+        refine += float(out.refine_steps.sum())
+        stopped += float(out.early_stopped.sum())
+        blocks += out.refine_steps.numel()
+        tokens += out.generated.numel()
+    n = len(prompts)
+    return Record(
+        task=task,
+        gen_length=gen_length,
+        block_length=block_length,
+        sampler=sampler.name,
+        n=n,
+        accuracy=correct / n,
+        mean_nfe=nfe / n,
+        tokens_per_s=tokens / wall,
+        latency_s=wall / n,
+        phase1_steps_per_block=refine / blocks,
+        early_stop_rate=stopped / blocks,
+        config=sampler.config.to_dict(),
+        cache=sampler.cache,
+    )
+
+
+def speedups(records: list[Record]) -> list[dict[str, Any]]:
+    """Per record: NFE and wall-clock speed ratios against the LLaDA and Fast-dLLM baselines of the
+    same task and length (measured in the same run)."""
+    by_key = {(r.task, r.gen_length, r.sampler): r for r in records}
+    rows = []
+    for r in records:
+        row = asdict(r)
+        for base in ("llada", "fast-dllm-threshold"):
+            ref = by_key.get((r.task, r.gen_length, base))
+            if ref is not None:
+                row[f"nfe_speedup_vs_{base}"] = ref.mean_nfe / r.mean_nfe
+                row[f"time_speedup_vs_{base}"] = ref.latency_s / r.latency_s
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| task | len | sampler | acc % | NFE | tok/s | latency s | Phase-1/blk | early-stop | "
+        "NFE x vs LLaDA | time x vs LLaDA | time x vs Fast-dLLM |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {r['task']} | {r['gen_length']} | {r['sampler']} | {100 * r['accuracy']:.1f} | {r['mean_nfe']:.1f} | "
+        f"{r['tokens_per_s']:.0f} | {r['latency_s']:.3f} | {r['phase1_steps_per_block']:.2f} | "
+        f"{r['early_stop_rate']:.2f} | {r.get('nfe_speedup_vs_llada', float('nan')):.2f} | "
+        f"{r.get('time_speedup_vs_llada', float('nan')):.2f} | "
+        f"{r.get('time_speedup_vs_fast-dllm-threshold', float('nan')):.2f} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def write_report(rows: list[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> list[Path]:
+    """results.json, results.md and (with matplotlib) one accuracy-vs-NFE plot per task."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "results.json", out_dir / "results.md"]
+    written[0].write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    written[1].write_text(markdown_table(rows))
+    written += plot_accuracy_vs_nfe(rows, out_dir)
+    return written
+
+
+def plot_accuracy_vs_nfe(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ImportError:
+        return []
+    paths = []
+    for task in sorted({r["task"] for r in rows}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for sampler in dict.fromkeys(r["sampler"] for r in rows):
+            pts = sorted(
+                (r["mean_nfe"], 100 * r["accuracy"]) for r in rows if r["task"] == task and r["sampler"] == sampler
+            )
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=sampler)
+        ax.set(xscale="log", xlabel="mean NFE per answer (log)", ylabel="accuracy %", title=f"{task}: accuracy vs NFE")
+        ax.set_ylim(-2, 102)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        path = out_dir / f"accuracy_vs_nfe_{task}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def run_benchmark(
+    loaded: LoadedModel,
+    samplers: list[Sampler],
+    *,
+    tasks: Iterable[str],
+    gen_lengths: Iterable[int],
+    block_length: int,
+    n: int,
+    batch_size: int,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Record]:
+    """Every sampler on the same held-out test prompts of every task and generation length."""
+    from . import tasks as task_suite
+
+    plan = [(t, g, s) for t in tasks for g in gen_lengths for s in samplers]
+    records = []
+    examples = {t: task_suite.generate_examples(t, "test", n, seed) for t in dict.fromkeys(t for t, _, _ in plan)}
+    warm_up = next(iter(examples.values()))[:batch_size]  # first-call costs must not land on one sampler
+    ids, mask = loaded.encode_batch([ex.prompt for ex in warm_up])
+    generate(loaded.denoiser, ids, attention_mask=mask, gen_length=block_length, block_length=block_length)
+    for task, gen_length, sampler in _bar(plan, progress):
+        prompts = [ex.prompt for ex in examples[task]]
+
+        def score(i: int, text: str, task: str = task, prompts: list[str] = prompts) -> bool:
+            return task_suite.score(task, prompts[i], text)
+
+        records.append(
+            run_sampler(
+                loaded,
+                sampler,
+                prompts,
+                score,
+                task=task,
+                gen_length=gen_length,
+                block_length=block_length,
+                batch_size=batch_size,
+            )
+        )
+    return records
+
+
+def _bar(items: list[Any], enabled: bool) -> Any:
+    if not enabled:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc="benchmark", unit="run")

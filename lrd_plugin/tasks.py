@@ -1,0 +1,338 @@
+"""A seeded, scored task suite for small masked diffusion LMs, in the spirit of the LRD paper's benchmarks.
+
+Three tasks, each a stream of (prompt, target) text pairs with exact-match scoring:
+
+* ``arith``: GSM8K-like word problems, 2-3 operations on small integers. The target shows the
+  working, one operation at a time, then the answer after the marker: ``12+7=19,19-5=14 #### 14``.
+* ``list``: HumanEval/MBPP-like program output on a short list of digits (reverse, sort, rotate,
+  every other element, sum of the evens): ``x=[3,1,2]; print(x[::-1])`` -> ``#### [2,1,3]``.
+* ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
+  are filled matters: ``sudoku 1.3./....`` -> ``1234/3412/2143/4321``.
+
+Train and test are disjoint by construction: every problem has a canonical form (its numbers and
+structure, without names or objects; for Sudoku the *solution grid*, so no test grid is ever seen
+in training) and a hash of that form decides the split. ``score`` recomputes the reference answer
+from the prompt, so a generated text is judged by the problem it answers, not by a stored string.
+Pure Python, deterministic from the seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import random
+import re
+import string
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+TASKS = ("arith", "list", "sudoku")
+SPLITS = ("train", "test")
+MARKER = "####"
+TEST_BUCKETS = 10  # one hash bucket in ten is the test split
+TASK_CHARS = string.ascii_letters + string.digits + " .,?=+-*/#[]():;%"
+
+
+class Example(NamedTuple):
+    prompt: str
+    target: str
+
+
+def generate_examples(task: str, split: str, n: int, seed: int = 0) -> list[Example]:
+    """The first ``n`` examples of ``task`` in ``split``; the test split holds no duplicate prompt."""
+    return list(itertools.islice(iter_examples(task, split, seed), n))
+
+
+def iter_examples(task: str, split: str, seed: int = 0) -> Iterator[Example]:
+    """An endless, seeded stream of examples (a training loop draws from it step by step)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    # A string seed is hashed with SHA-512 by `random`, so streams are stable across runs.
+    rng = random.Random(f"{task}/{split}/{seed}")
+    draw = _DRAW[task]
+    seen: set[str] = set()
+    while True:
+        canonical, example = draw(rng, split)
+        if split_of(canonical) != split:
+            continue
+        if split == "test":
+            if example.prompt in seen:
+                continue
+            seen.add(example.prompt)
+        yield example
+
+
+def split_of(canonical: tuple) -> str:
+    """The split a canonical problem belongs to, from a stable hash (not Python's salted ``hash``)."""
+    digest = hashlib.sha256(repr(canonical).encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") % TEST_BUCKETS == 0 else "train"
+
+
+def extract_answer(task: str, text: str) -> str | None:
+    """The scored part of a text, or None when it is missing or malformed.
+
+    arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
+    dropped); sudoku: the text's digits, which must be exactly 16.
+    """
+    if task == "sudoku":
+        digits = "".join(c for c in text if c.isdigit())
+        return digits if len(digits) == 16 else None
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    if MARKER not in text:
+        return None
+    tail = text.rsplit(MARKER, 1)[1].replace(" ", "")
+    if task == "arith":
+        return tail if re.fullmatch(r"-?\d+", tail) else None
+    return tail or None
+
+
+def reference_answer(task: str, prompt: str) -> str:
+    """The correct answer, solved from the prompt itself."""
+    if task == "arith":
+        return str(_solve_arith(prompt)[-1])
+    if task == "list":
+        return _solve_list(prompt)[1]
+    if task == "sudoku":
+        return _solve_sudoku(prompt).replace("/", "")
+    raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+
+
+def score(task: str, prompt: str, generated_text: str) -> bool:
+    """Exact match of the extracted answer against the answer solved from the prompt."""
+    answer = extract_answer(task, generated_text)
+    return answer is not None and answer == reference_answer(task, prompt)
+
+
+# --- arith ---------------------------------------------------------------------------------------
+
+NAMES = ("Ann", "Bob", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Liz", "Max", "Ned", "Pam")
+OBJECTS = ("pens", "cups", "eggs", "books", "coins", "cards", "toys", "hats", "nuts", "keys", "bells", "beads")
+MULTIPLIERS = {2: "doubles", 3: "triples"}
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A word problem: ``text`` is a ``str.format`` pattern over a name ``n``, an object ``o`` and
+    number slots (``k`` is a multiplier word); the working applies ``ops`` left to right to the
+    slot values in their order of appearance, which is also the order ``draw`` returns them in."""
+
+    text: str
+    ops: str
+    draw: Callable[[random.Random], tuple[int, ...]]
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        names = [name for _, name, _, _ in string.Formatter().parse(self.text) if name not in (None, "n", "o")]
+        return tuple(dict.fromkeys(names))
+
+
+def _draw_add_sub(rng: random.Random) -> tuple[int, ...]:
+    a, b = rng.randint(2, 20), rng.randint(2, 15)
+    return a, b, rng.randint(1, min(a + b - 1, 20))
+
+
+def _draw_mul_sub(rng: random.Random) -> tuple[int, ...]:
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    return a, b, rng.randint(1, min(a * b - 1, 20))
+
+
+def _draw_sub_add(rng: random.Random) -> tuple[int, ...]:
+    a = rng.randint(5, 20)
+    return a, rng.randint(1, a - 1), rng.randint(2, 15)
+
+
+def _draw_mul_add(rng: random.Random) -> tuple[int, ...]:
+    return rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 20)
+
+
+def _draw_add_mul_sub(rng: random.Random) -> tuple[int, ...]:
+    a, b, k = rng.randint(2, 9), rng.randint(1, 9), rng.choice(sorted(MULTIPLIERS))
+    return a, b, k, rng.randint(1, min((a + b) * k - 1, 20))
+
+
+def _draw_sub_add2(rng: random.Random) -> tuple[int, ...]:
+    a = rng.randint(5, 20)
+    return a, rng.randint(1, a - 1), rng.randint(2, 12), rng.randint(2, 12)
+
+
+TEMPLATES = (
+    _Template("{n} has {a} {o}, buys {b} more and gives away {c}. How many {o} now?", "+-", _draw_add_sub),
+    _Template("{n} has {a} bags with {b} {o} each and loses {c}. How many {o} are left?", "*-", _draw_mul_sub),
+    _Template("{n} had {a} {o}, lost {b}, then found {c}. How many {o} now?", "-+", _draw_sub_add),
+    _Template("A box holds {a} {o}. {n} buys {b} boxes and {c} more {o}. How many {o} in all?", "*+", _draw_mul_add),
+    _Template("{n} has {a} {o}, gets {b} more, {k} them and gives away {c}. How many now?", "+*-", _draw_add_mul_sub),
+    _Template("{n} has {a} {o}, sells {b}, buys {c} and then gets {d} more. How many {o} now?", "-++", _draw_sub_add2),
+)
+
+
+def _apply(op: str, x: int, y: int) -> int:
+    return x + y if op == "+" else x - y if op == "-" else x * y
+
+
+def _working(values: tuple[int, ...], ops: str) -> tuple[str, int]:
+    """The target's working (``a+b=x,x-c=y``) and the final value."""
+    steps, x = [], values[0]
+    for op, y in zip(ops, values[1:], strict=True):
+        result = _apply(op, x, y)
+        steps.append(f"{x}{op}{y}={result}")
+        x = result
+    return ",".join(steps), x
+
+
+def _draw_arith(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    index = rng.randrange(len(TEMPLATES))
+    template = TEMPLATES[index]
+    values = template.draw(rng)
+    fields = dict(zip(template.slots, values, strict=True))
+    if "k" in fields:
+        fields["k"] = MULTIPLIERS[fields["k"]]
+    prompt = template.text.format(n=rng.choice(NAMES), o=rng.choice(OBJECTS), **fields)
+    working, answer = _working(values, template.ops)
+    return ("arith", index, values), Example(prompt, f"{working} {MARKER} {answer}")
+
+
+@functools.cache
+def _template_regex(text: str) -> re.Pattern[str]:
+    """Invert a template: literal text escaped, a repeated field matched as a back-reference."""
+    groups = {"n": r"[A-Z][a-z]+", "o": r"[a-z]+", "k": "|".join(MULTIPLIERS.values())}
+    pattern, seen = [], set()
+    for literal, name, _, _ in string.Formatter().parse(text):
+        pattern.append(re.escape(literal))
+        if name is None:
+            continue
+        pattern.append(f"(?P={name})" if name in seen else f"(?P<{name}>{groups.get(name, r'[0-9]+')})")
+        seen.add(name)
+    return re.compile("".join(pattern))
+
+
+def _solve_arith(prompt: str) -> tuple[int, ...]:
+    """The slot values and the answer of an arith prompt (ValueError if no template matches)."""
+    words = {word: k for k, word in MULTIPLIERS.items()}
+    for template in TEMPLATES:
+        match = _template_regex(template.text).fullmatch(prompt)
+        if match:
+            values = tuple(words[match[s]] if s == "k" else int(match[s]) for s in template.slots)
+            return (*values, _working(values, template.ops)[1])
+    raise ValueError(f"not an arith prompt: {prompt!r}")
+
+
+# --- list ----------------------------------------------------------------------------------------
+
+LIST_PROGRAMS = {
+    "print(x[::-1])": lambda x: x[::-1],
+    "print(sorted(x))": sorted,
+    "print(x[1:]+x[:1])": lambda x: x[1:] + x[:1],
+    "print(x[::2])": lambda x: x[::2],
+    "print(sum(v for v in x if v%2==0))": None,  # a number, shown with running-sum working
+}
+
+
+def _show(values: list[int]) -> str:
+    return "[" + ",".join(map(str, values)) + "]"
+
+
+def _list_target(program: str, x: list[int]) -> tuple[str, str]:
+    """(working, answer); the working is the running sum for the sum of evens, else empty."""
+    function = LIST_PROGRAMS[program]
+    if function is not None:
+        return "", _show(function(x))
+    evens = [v for v in x if v % 2 == 0]
+    if len(evens) < 2:
+        return "", str(sum(evens))
+    working, total = _working(tuple(evens), "+" * (len(evens) - 1))
+    return working, str(total)
+
+
+def _draw_list(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    program = rng.choice(list(LIST_PROGRAMS))
+    x = [rng.randint(0, 9) for _ in range(rng.randint(3, 6))]
+    working, answer = _list_target(program, x)
+    target = f"{working} {MARKER} {answer}" if working else f"{MARKER} {answer}"
+    return ("list", program, tuple(x)), Example(f"x={_show(x)}; {program}", target)
+
+
+def _solve_list(prompt: str) -> tuple[str, str]:
+    match = re.fullmatch(r"x=\[([0-9,]*)\]; (.+)", prompt)
+    if not match or match[2] not in LIST_PROGRAMS:
+        raise ValueError(f"not a list prompt: {prompt!r}")
+    return _list_target(match[2], [int(v) for v in match[1].split(",") if v])
+
+
+# --- sudoku --------------------------------------------------------------------------------------
+
+SUDOKU_BLANKS = (6, 10)  # inclusive range of blanked cells
+
+
+@functools.cache
+def _all_grids() -> tuple[str, ...]:
+    """All 288 solved 4x4 Sudoku grids as 16-digit strings, by backtracking."""
+    grids: list[str] = []
+
+    def fill(cells: list[int]) -> None:
+        i = len(cells)
+        if i == 16:
+            grids.append("".join(map(str, cells)))
+            return
+        for digit in range(1, 5):
+            if all(cells[j] != digit for j in _PEERS[i] if j < i):
+                fill([*cells, digit])
+
+    fill([])
+    return tuple(grids)
+
+
+def _peers(i: int) -> tuple[int, ...]:
+    row, col = divmod(i, 4)
+    box = (row // 2 * 2, col // 2 * 2)
+    return tuple(
+        j for j in range(16) if j != i and (j // 4 == row or j % 4 == col or (j // 4 // 2 * 2, j % 4 // 2 * 2) == box)
+    )
+
+
+_PEERS = tuple(_peers(i) for i in range(16))
+
+
+@functools.cache
+def _grids_of(split: str) -> tuple[str, ...]:
+    return tuple(g for g in _all_grids() if split_of(("sudoku", g)) == split)
+
+
+def _solutions(puzzle: str) -> list[str]:
+    """Every grid consistent with the givens of a 16-character puzzle (``.`` = blank)."""
+    return [g for g in _all_grids() if all(p in (".", s) for p, s in zip(puzzle, g, strict=True))]
+
+
+def _rows(cells: str) -> str:
+    return "/".join(cells[r : r + 4] for r in range(0, 16, 4))
+
+
+def _draw_sudoku(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    # Drawing the grid from the split's own grids keeps the rejection loop in iter_examples cheap.
+    grid = rng.choice(_grids_of(split))
+    while True:
+        blanks = set(rng.sample(range(16), rng.randint(*SUDOKU_BLANKS)))
+        puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
+        if len(_solutions(puzzle)) == 1:
+            return ("sudoku", grid), Example(f"sudoku {_rows(puzzle)}", _rows(grid))
+
+
+def _solve_sudoku(prompt: str) -> str:
+    match = re.fullmatch(r"sudoku ([1-4.]{4})/([1-4.]{4})/([1-4.]{4})/([1-4.]{4})", prompt)
+    if not match:
+        raise ValueError(f"not a sudoku prompt: {prompt!r}")
+    solutions = _solutions("".join(match.groups()))
+    if len(solutions) != 1:
+        raise ValueError(f"sudoku prompt has {len(solutions)} solutions, expected 1: {prompt!r}")
+    return _rows(solutions[0])
+
+
+_DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
+    "arith": _draw_arith,
+    "list": _draw_list,
+    "sudoku": _draw_sudoku,
+}

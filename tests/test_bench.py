@@ -1,0 +1,67 @@
+"""The side-by-side benchmark: records, same-run speed ratios, JSON/Markdown/PNG report, CLI."""
+
+import json
+
+import pytest
+
+from lrd_plugin import LRDConfig, bench
+from lrd_plugin.cli import main
+from lrd_plugin.loading import load_model
+
+
+@pytest.fixture(scope="module")
+def records():
+    loaded = load_model("default")
+    samplers = bench.standard_samplers() + bench.ablation_samplers() + bench.sweep_samplers("r_f", [0.3])
+    return bench.run_benchmark(
+        loaded,
+        samplers,
+        tasks=["arith", "sudoku"],
+        gen_lengths=[16],
+        block_length=8,
+        n=2,
+        batch_size=2,
+        progress=False,
+    )
+
+
+def test_every_task_length_and_sampler_is_measured(records):
+    assert len(records) == 2 * 1 * 10
+    for r in records:
+        assert r.n == 2 and 0.0 <= r.accuracy <= 1.0 and r.latency_s > 0 and r.tokens_per_s > 0
+        assert 1 <= r.mean_nfe <= 2 * (20 + 8)
+    by_name = {r.sampler: r for r in records if r.task == "arith"}
+    assert by_name["llada"].mean_nfe == 16 and by_name["llada"].phase1_steps_per_block == 0  # one token per step
+    assert by_name["lrd w/o refinement"].phase1_steps_per_block == 0
+    assert by_name["lrd w/o early stop"].early_stop_rate == 0
+    assert by_name["lrd r_f=0.3"].config["r_f"] == 0.3
+    assert by_name["fast-dllm-threshold"].cache == "prefix" and by_name["lrd"].cache == "none"
+
+
+def test_speedups_compare_against_both_baselines_of_the_same_run(records):
+    rows = bench.speedups(records)
+    for row in rows:
+        base = next(
+            r for r in records if (r.task, r.gen_length, r.sampler) == (row["task"], row["gen_length"], "llada")
+        )
+        assert row["nfe_speedup_vs_llada"] == pytest.approx(base.mean_nfe / row["mean_nfe"])
+        assert "time_speedup_vs_fast-dllm-threshold" in row
+    table = bench.markdown_table(rows)
+    assert table.count("\n") == len(rows) + 2 and "| arith | 16 | lrd |" in table
+
+
+def test_report_files(records, tmp_path):
+    paths = bench.write_report(bench.speedups(records), {"model": "test"}, tmp_path)
+    names = sorted(p.name for p in paths)
+    assert names == ["accuracy_vs_nfe_arith.png", "accuracy_vs_nfe_sudoku.png", "results.json", "results.md"]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["meta"] == {"model": "test"} and len(data["results"]) == len(records)
+    assert (tmp_path / "accuracy_vs_nfe_arith.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_command_quick(tmp_path, capsys):
+    assert main(["bench", "--quick", "--n", "2", "--tasks", "list", "--out", str(tmp_path), "--set", "r_f=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "| list | 64 | lrd+fast-dllm-threshold |" in out
+    meta = json.loads((tmp_path / "results.json").read_text())["meta"]
+    assert meta["n_per_task"] == 2 and LRDConfig.from_dict(meta["lrd_config"]).r_f == 0.2

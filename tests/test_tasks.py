@@ -1,0 +1,86 @@
+"""The task suite: determinism, disjoint splits, scoring round trips, one charset."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrd_plugin.models import CharTokenizer
+from lrd_plugin.tasks import (
+    MARKER,
+    TASK_CHARS,
+    TASKS,
+    extract_answer,
+    generate_examples,
+    reference_answer,
+    score,
+)
+
+N = 300
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_same_seed_same_examples_other_seed_others(task: str) -> None:
+    assert generate_examples(task, "train", 50, seed=3) == generate_examples(task, "train", 50, seed=3)
+    assert generate_examples(task, "train", 50, seed=3) != generate_examples(task, "train", 50, seed=4)
+    assert generate_examples(task, "test", 50, seed=3) != generate_examples(task, "train", 50, seed=3)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_test_problems_never_appear_in_train(task: str) -> None:
+    n_train = 600 if task == "sudoku" else 3000  # Sudoku examples are slower to draw
+    train = [ex for seed in range(2) for ex in generate_examples(task, "train", n_train, seed)]
+    test = generate_examples(task, "test", N, seed=0)
+    assert len({ex.prompt for ex in test}) == N  # no duplicate in the test set
+    assert not {ex.prompt for ex in train} & {ex.prompt for ex in test}
+    # Stricter for Sudoku: a test *solution* is never a training solution.
+    if task == "sudoku":
+        assert not {ex.target for ex in train} & {ex.target for ex in test}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_reference_target_scores_true_and_corruptions_false(task: str) -> None:
+    for prompt, target in generate_examples(task, "test", N, seed=1):
+        assert score(task, prompt, target), (prompt, target)
+        assert extract_answer(task, target) == reference_answer(task, prompt)
+        assert not score(task, prompt, "")
+        assert not score(task, prompt, target[: len(target) // 2])  # an unfinished answer
+        answer = extract_answer(task, target)
+        assert answer is not None
+        last_digit = max(i for i, c in enumerate(target) if c.isdigit())
+        wrong = "1" if target[last_digit] != "1" else "2"
+        assert not score(task, prompt, target[:last_digit] + wrong + target[last_digit + 1 :]), (prompt, target)
+
+
+def test_extractors_read_the_final_answer() -> None:
+    assert extract_answer("arith", f"3+4=7,7-2=5 {MARKER} 5") == "5"
+    assert extract_answer("arith", f"{MARKER} 1 {MARKER} 12") == "12"
+    assert extract_answer("arith", f"3+4=7 {MARKER} 7x") is None
+    assert extract_answer("arith", "3+4=7") is None
+    assert extract_answer("list", f"{MARKER} [2, 1,3]") == "[2,1,3]"
+    assert extract_answer("list", f"{MARKER} ") is None
+    assert extract_answer("sudoku", "1234/3412/2143/4321") == "1234341221434321"
+    assert extract_answer("sudoku", "1234/3412/2143/432") is None
+    assert score("list", "x=[3,1,2]; print(x[::-1])", f"{MARKER} [2,1,3]")
+    assert score("list", "x=[3,1,2,4]; print(sum(v for v in x if v%2==0))", f"2+4=6 {MARKER} 6")
+    with pytest.raises(ValueError, match="task"):
+        extract_answer("poetry", "x")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_character_is_in_the_charset_and_prompts_are_short(task: str) -> None:
+    tokenizer = CharTokenizer(TASK_CHARS)
+    for split in ("train", "test"):
+        for prompt, target in generate_examples(task, split, N, seed=2):
+            assert set(prompt + target) <= set(TASK_CHARS)
+            assert tokenizer.decode(tokenizer.encode(prompt + target)) == prompt + target
+            assert len(prompt) <= 80
+            assert len(target) <= 48
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="task"):
+        generate_examples("poetry", "train", 1)
+    with pytest.raises(ValueError, match="split"):
+        generate_examples("arith", "valid", 1)
+    with pytest.raises(ValueError, match="arith prompt"):
+        reference_answer("arith", "What is love?")
