@@ -77,22 +77,24 @@ def make_batch(
     return ids, keys, positions, answer_region
 
 
+def stratified_times(size: int, generator: torch.Generator) -> Tensor:
+    """``size`` draws of t ~ U(0, 1) as (u + i) / size, shuffled: each is uniform, but together they
+    cover the noise levels evenly, which lowers the variance of the 1/t-weighted loss."""
+    u = torch.rand(1, generator=generator)
+    return ((u + torch.arange(size)) / size)[torch.randperm(size, generator=generator)]
+
+
 def diffusion_loss(
     model: LLaDAModel,
     batch: tuple[Tensor, Tensor, Tensor, Tensor],
+    t: Tensor,
     mask_id: int,
     generator: torch.Generator,
     autocast: bool,
 ) -> Tensor:
-    """LLaDA's SFT loss on one batch.
-
-    t is drawn stratified over the batch ((u + i) / B, shuffled): each t is still U(0, 1), but the
-    batch covers the noise levels evenly, which lowers the variance of the 1/t-weighted loss.
-    """
+    """LLaDA's SFT loss on one batch, ``t`` [B] being each sample's noise level."""
     ids, keys, positions, answer_region = batch
     size = ids.shape[0]
-    u = torch.rand(1, generator=generator)
-    t = ((u + torch.arange(size)) / size)[torch.randperm(size, generator=generator)]
     p_mask = ((1 - MASK_EPS) * t + MASK_EPS)[:, None].expand_as(ids)
     masked = (torch.rand(ids.shape, generator=generator) < p_mask) & answer_region
     device = next(model.parameters()).device
@@ -248,15 +250,19 @@ def main() -> None:
             group["lr"] = lr
         gen_length = rng.choices(list(gen_mix), weights=list(gen_mix.values()))[0]
         tasks = rng.choices(list(task_mix), weights=list(task_mix.values()), k=args.batch_size)
+        times = stratified_times(args.batch_size, generator)
         optimizer.zero_grad(set_to_none=True)
         loss = torch.zeros(())
         # One forward per task: prompts of one task have similar lengths, so little left padding.
         # Weighting each part by its share of the batch gives the loss of the whole mixed batch.
         for task in task_mix:
-            count = tasks.count(task)
-            if count:
-                batch = make_batch(tokenizer, [next(streams[task]) for _ in range(count)], gen_length)
-                part = diffusion_loss(model, batch, tokenizer.mask_id, generator, autocast) * count / len(tasks)
+            members = [i for i, name in enumerate(tasks) if name == task]
+            if members:
+                batch = make_batch(tokenizer, [next(streams[task]) for _ in members], gen_length)
+                t = times[members]
+                part = (
+                    diffusion_loss(model, batch, t, tokenizer.mask_id, generator, autocast) * len(members) / len(tasks)
+                )
                 part.backward()
                 loss += part.detach().cpu()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
