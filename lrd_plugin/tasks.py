@@ -2,8 +2,9 @@
 
 Three tasks, each a stream of (prompt, target) text pairs with exact-match scoring:
 
-* ``arith``: GSM8K-like word problems, 2-3 operations on small integers. The target shows the
-  working, one operation at a time, then the answer after the marker: ``12+7=19,19-5=14 #### 14``.
+* ``arith``: GSM8K-like word problems, 2-3 operations on single-digit quantities (intermediate
+  results up to 81). The target shows the working, one operation at a time, then the answer after
+  the marker: ``8+7=15,15-5=10 #### 10``.
 * ``list``: HumanEval/MBPP-like program output on a short list of digits (reverse, sort, rotate,
   every other element, sum of the evens): ``x=[3,1,2]; print(x[::-1])`` -> ``#### [2,1,3]``.
 * ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
@@ -110,8 +111,11 @@ def score(task: str, prompt: str, generated_text: str) -> bool:
 
 # --- arith ---------------------------------------------------------------------------------------
 
+# Names of 3 letters, objects of 4 and single-digit quantities give every template a fixed layout:
+# each number sits at a fixed offset from the answer, so a small model trained for half an hour on a
+# CPU can learn to read it (with free-length text it did not learn to find the numbers in that time).
 NAMES = ("Ann", "Bob", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Liz", "Max", "Ned", "Pam")
-OBJECTS = ("pens", "cups", "eggs", "books", "coins", "cards", "toys", "hats", "nuts", "keys", "bells", "beads")
+OBJECTS = ("pens", "cups", "eggs", "toys", "hats", "nuts", "keys", "pins", "jars", "mugs", "caps", "rugs")
 MULTIPLIERS = {2: "doubles", 3: "triples"}
 
 
@@ -132,32 +136,32 @@ class _Template:
 
 
 def _draw_add_sub(rng: random.Random) -> tuple[int, ...]:
-    a, b = rng.randint(2, 20), rng.randint(2, 15)
-    return a, b, rng.randint(1, min(a + b - 1, 20))
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    return a, b, rng.randint(1, min(a + b - 1, 9))
 
 
 def _draw_mul_sub(rng: random.Random) -> tuple[int, ...]:
     a, b = rng.randint(2, 9), rng.randint(2, 9)
-    return a, b, rng.randint(1, min(a * b - 1, 20))
+    return a, b, rng.randint(1, min(a * b - 1, 9))
 
 
 def _draw_sub_add(rng: random.Random) -> tuple[int, ...]:
-    a = rng.randint(5, 20)
-    return a, rng.randint(1, a - 1), rng.randint(2, 15)
+    a = rng.randint(3, 9)
+    return a, rng.randint(1, a - 1), rng.randint(2, 9)
 
 
 def _draw_mul_add(rng: random.Random) -> tuple[int, ...]:
-    return rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 20)
+    return rng.randint(2, 9), rng.randint(2, 9), rng.randint(1, 9)
 
 
 def _draw_add_mul_sub(rng: random.Random) -> tuple[int, ...]:
     a, b, k = rng.randint(2, 9), rng.randint(1, 9), rng.choice(sorted(MULTIPLIERS))
-    return a, b, k, rng.randint(1, min((a + b) * k - 1, 20))
+    return a, b, k, rng.randint(1, min((a + b) * k - 1, 9))
 
 
 def _draw_sub_add2(rng: random.Random) -> tuple[int, ...]:
-    a = rng.randint(5, 20)
-    return a, rng.randint(1, a - 1), rng.randint(2, 12), rng.randint(2, 12)
+    a = rng.randint(3, 9)
+    return a, rng.randint(1, a - 1), rng.randint(2, 9), rng.randint(2, 9)
 
 
 TEMPLATES = (
