@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lrd_plugin import HFDenoiser, LRDConfig, generate
-from lrd_plugin.models import CharTokenizer, LLaDAConfig, LLaDAModel
+from lrd_plugin.models import CharTokenizer, LLaDAModel, random_model_for
 from lrd_plugin.tasks import TASK_CHARS, TASKS, Example, generate_examples, iter_examples, score
 
 MASK_EPS = 1e-3  # LLaDA's forward process: p_mask = (1 - eps) * t + eps
@@ -162,23 +162,6 @@ def learning_rate(args: argparse.Namespace, step: int, progress: float) -> float
     return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * decay)))
 
 
-def build_model(args: argparse.Namespace, tokenizer: CharTokenizer) -> LLaDAModel:
-    config = LLaDAConfig(
-        d_model=args.d_model,
-        n_heads=args.n_heads,
-        n_layers=args.n_layers,
-        mlp_hidden_size=args.mlp_hidden_size,
-        vocab_size=tokenizer.vocab_size,
-        max_sequence_length=512,
-        mask_token_id=tokenizer.mask_id,
-        eos_token_id=tokenizer.eos_id,
-        pad_token_id=tokenizer.pad_id,
-    )
-    model = LLaDAModel(config)
-    model.init_weights(args.seed)
-    return model
-
-
 def print_accuracy(results: dict[str, dict[str, Any]], label: str) -> None:
     parts = [f"{task} {r['correct']}/{r['n']} = {100 * r['accuracy']:.1f}%" for task, r in results.items()]
     print(f"[{label}] " + " | ".join(parts), flush=True)
@@ -222,7 +205,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tokenizer = CharTokenizer(TASK_CHARS)
-    model = build_model(args, tokenizer).to(args.device).train()
+    model = random_model_for(
+        tokenizer,
+        d_model=args.d_model,
+        n_heads=args.n_heads,
+        n_layers=args.n_layers,
+        mlp_hidden_size=args.mlp_hidden_size,
+        seed=args.seed,
+    )
+    model = model.to(args.device).train()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters, {n_params * 4 / 2**20:.1f} MiB in fp32", flush=True)
 

@@ -1,6 +1,6 @@
 """Model definitions: a minimal LLaDA-architecture network and a character tokenizer."""
 
-from .llada import KVCache, LLaDAConfig, LLaDAModel, ModelOutput, build_default_random_model
+from .llada import KVCache, LLaDAConfig, LLaDAModel, ModelOutput, build_default_random_model, random_model_for
 from .tokenizer import CharTokenizer
 
 __all__ = [
@@ -10,4 +10,5 @@ __all__ = [
     "LLaDAModel",
     "ModelOutput",
     "build_default_random_model",
+    "random_model_for",
 ]

@@ -435,18 +435,15 @@ def _load_safetensors_state(directory: Path) -> dict[str, Tensor]:
     return state
 
 
-def build_default_random_model(seed: int = 0) -> tuple[LLaDAModel, CharTokenizer]:
-    """A tiny LLaDA with RANDOM weights and a printable-ASCII char tokenizer.
-
-    Its predictions are noise. It is a placeholder that gives samplers, demos and
-    tests a real LLaDA-shaped network until a trained small model ships.
-    """
-    tokenizer = CharTokenizer.default()
+def random_model_for(
+    tokenizer: CharTokenizer, *, d_model: int, n_heads: int, n_layers: int, mlp_hidden_size: int, seed: int = 0
+) -> LLaDAModel:
+    """A seeded random LLaDA whose vocabulary and special ids are the tokenizer's."""
     config = LLaDAConfig(
-        d_model=64,
-        n_heads=4,
-        n_layers=2,
-        mlp_hidden_size=128,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_layers=n_layers,
+        mlp_hidden_size=mlp_hidden_size,
         vocab_size=tokenizer.vocab_size,
         max_sequence_length=512,
         mask_token_id=tokenizer.mask_id,
@@ -455,4 +452,15 @@ def build_default_random_model(seed: int = 0) -> tuple[LLaDAModel, CharTokenizer
     )
     model = LLaDAModel(config)
     model.init_weights(seed)
+    return model
+
+
+def build_default_random_model(seed: int = 0) -> tuple[LLaDAModel, CharTokenizer]:
+    """A tiny LLaDA with RANDOM weights and a printable-ASCII char tokenizer.
+
+    Its predictions are noise. It is a placeholder that gives samplers, demos and
+    tests a real LLaDA-shaped network until a trained small model ships.
+    """
+    tokenizer = CharTokenizer.default()
+    model = random_model_for(tokenizer, d_model=64, n_heads=4, n_layers=2, mlp_hidden_size=128, seed=seed)
     return model.eval(), tokenizer
