@@ -181,6 +181,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue from a checkpoint saved by this script (its architecture flags are then ignored)",
+    )
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--n-layers", type=int, default=4)
     parser.add_argument("--n-heads", type=int, default=8)
@@ -205,14 +211,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tokenizer = CharTokenizer(TASK_CHARS)
-    model = random_model_for(
-        tokenizer,
-        d_model=args.d_model,
-        n_heads=args.n_heads,
-        n_layers=args.n_layers,
-        mlp_hidden_size=args.mlp_hidden_size,
-        seed=args.seed,
-    )
+    if args.init_from is not None:
+        previous = CharTokenizer.load(args.init_from)
+        if (previous.chars, previous.specials) != (tokenizer.chars, tokenizer.specials):
+            parser.error(f"--init-from {args.init_from} was trained with another tokenizer than TASK_CHARS")
+        model = LLaDAModel.from_pretrained(args.init_from, dtype=torch.float32)
+    else:
+        model = random_model_for(
+            tokenizer,
+            d_model=args.d_model,
+            n_heads=args.n_heads,
+            n_layers=args.n_layers,
+            mlp_hidden_size=args.mlp_hidden_size,
+            seed=args.seed,
+        )
     model = model.to(args.device).train()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters, {n_params * 4 / 2**20:.1f} MiB in fp32", flush=True)
@@ -229,6 +241,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     log: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     log |= {"n_parameters": n_params, "loss": [], "monitor": []}
+    if args.init_from is not None:  # keep the whole history of a continued run
+        previous_log = args.init_from / "train_log.json"
+        log["init_from_log"] = json.loads(previous_log.read_text()) if previous_log.exists() else None
 
     start = time.perf_counter()
     budget = args.minutes * 60

@@ -19,6 +19,7 @@ capped and every Phase-2 forward commits at least one token (the fixed schedule 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -27,6 +28,13 @@ from torch import Tensor
 
 from . import mixture, policies
 from .config import LRDConfig
+
+Select = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+"""An engine's own commit rule, used in Phase 2 instead of the config's policy:
+``select(block_logits [B, n, V], candidates [B, n], block_tokens [B, n], decode_step [B])`` returns
+``(proposals [B, n], commit [B, n])``. The mask token's logit is -inf in ``block_logits``, so an engine
+function that knows nothing of LRD can never propose it; ``decode_step`` counts each sequence's
+Phase-2 steps in this block (for a fixed per-step quota)."""
 
 
 class Phase(IntEnum):
@@ -117,9 +125,19 @@ class LRDSampler:
         open_block = (state.tokens[:, : state.block_length] == self.mask_id).unsqueeze(-1)
         return torch.where(open_block, state.mixture, token_embeddings)
 
-    def step(self, state: BlockState, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def step(
+        self,
+        state: BlockState,
+        logits: Tensor,
+        generator: torch.Generator | None = None,
+        select: Select | None = None,
+    ) -> Tensor:
         """Consume one forward's logits for the window ([B, W, V], prediction *for* each position)
-        and update `state` in place. Returns the [B, W] mask of positions committed now."""
+        and update `state` in place. Returns the [B, W] mask of positions committed now.
+
+        `select` lets an integration commit with its engine's own function (e.g. Fast-dLLM's
+        `get_transfer_index`) instead of the config's policy; LRD's phases, mixtures and early stop
+        are unchanged."""
         cfg, n = self.config, state.block_length
         self._check_logits(state, logits)
         active = state.active
@@ -143,7 +161,14 @@ class LRDSampler:
         confidence = logp[:, :n].gather(-1, x0[:, :n].unsqueeze(-1)).squeeze(-1).exp()
         candidates = open_block & decoding.unsqueeze(-1)
         commit = torch.zeros_like(open_window)
-        commit[:, :n] = self._select(state, confidence, ent_block, candidates)
+        if select is None:
+            commit[:, :n] = self._select(state, confidence, ent_block, candidates)
+        elif bool(candidates.any()):
+            proposals, chosen = select(
+                _without_mask(logits[:, :n], self.mask_id), candidates, state.tokens[:, :n], state.decode_steps
+            )
+            commit[:, :n] = chosen & candidates
+            x0[:, :n] = torch.where(commit[:, :n], proposals, x0[:, :n])
         state.decode_steps += decoding.long()
 
         if cfg.early_stop:
@@ -240,6 +265,13 @@ def check_mask_id(mask_id: object, vocab: int) -> None:
         raise TypeError(f"mask_id must be an int token id in [0, {vocab - 1}], got {mask_id!r}")
     if not 0 <= mask_id < vocab:
         raise ValueError(f"mask_id must be in [0, {vocab - 1}] (the model's vocabulary), got {mask_id}")
+
+
+def _without_mask(logits: Tensor, mask_id: int) -> Tensor:
+    """A copy of `logits` in which the mask token can never win an argmax or carry probability."""
+    out = logits.clone()
+    out[..., mask_id] = -torch.inf
+    return out
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -1,0 +1,142 @@
+"""Upstream Fast-dLLM against upstream Fast-dLLM + LRD, same model, same process, same prompts.
+
+    FAST_DLLM_ROOT=/path/to/Fast-dLLM .venv-tf4/bin/python benchmarks/fast_dllm_composed.py \\
+        [--tasks arith,list,sudoku] [--gen-lengths 64,128,256] [--n 20] [--out benchmarks/results/fast_dllm]
+
+The embedded default is loaded into upstream's own ``LLaDAModelLM``; every prompt is decoded with
+upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (threshold 0.9 and factor
+1.0, block 32, batch 1 as in Fast-dLLM's evaluation scripts) three ways: upstream itself
+(``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise), and
+LRD with the paper's settings. Settings are interleaved per prompt so that machine noise falls on all
+of them alike. Writes ``results.json`` and ``results.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")  # upstream's attention is torch.compile'd at import
+
+import torch
+
+from lrd_plugin.integrations.fast_dllm import llada
+from lrd_plugin.integrations.fast_dllm.layout import detect_layout, flat_imports
+from lrd_plugin.models import CharTokenizer
+from lrd_plugin.tasks import TASKS, generate_examples, score
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "lrd_plugin" / "default_model"
+RULES = {"threshold 0.9": {"threshold": 0.9}, "factor 1.0": {"factor": 1.0}}
+CACHES = {"prefix": "generate_with_prefix_cache", "dual": "generate_with_dual_cache"}
+VARIANTS = {
+    "fast-dllm": {},
+    "plugin, LRD off": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
+    "fast-dllm + lrd": {"sampler": "lrd"},
+}
+
+
+def answer(tokenizer: CharTokenizer, ids: list[int]) -> str:
+    if tokenizer.eos_id in ids:
+        ids = ids[: ids.index(tokenizer.eos_id)]
+    return tokenizer.decode(ids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--gen-lengths", default="64,128,256")
+    parser.add_argument("--block-length", type=int, default=32)
+    parser.add_argument("--n", type=int, default=20, help="held-out prompts per task")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fast_dllm"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    layout = detect_layout()
+    with flat_imports(layout.llada_dir):
+        upstream = importlib.import_module("generate")
+        modeling = importlib.import_module("model.modeling_llada")
+        configuration = importlib.import_module("model.configuration_llada")
+    original = {name: getattr(upstream, name) for name in CACHES.values()}
+    llada.install(upstream)
+    config = configuration.LLaDAConfig.from_pretrained(MODEL_DIR)
+    model = modeling.LLaDAModelLM.from_pretrained(MODEL_DIR, config=config).eval()
+    tokenizer = CharTokenizer.load(MODEL_DIR)
+
+    rules = {k: v for k, v in RULES.items() if not (layout.legacy and "factor" in v)}
+    records: list[dict[str, Any]] = []
+    for task in args.tasks.split(","):
+        examples = generate_examples(task, "test", args.n, seed=0)
+        for gen_length in map(int, args.gen_lengths.split(",")):
+            totals: dict[tuple[str, str, str], dict[str, float]] = {}
+            for example in examples:
+                prompt = torch.tensor([tokenizer.encode(example.prompt)])
+                for cache, function in CACHES.items():
+                    for rule, rule_args in rules.items():
+                        for variant, variant_args in VARIANTS.items():
+                            call = original[function] if not variant_args else getattr(upstream, function)
+                            kwargs = {"steps": gen_length, "gen_length": gen_length}
+                            kwargs["block_length"] = args.block_length
+                            start = time.perf_counter()
+                            x, nfe = call(
+                                model, prompt, mask_id=tokenizer.mask_id, **kwargs, **rule_args, **variant_args
+                            )
+                            seconds = time.perf_counter() - start
+                            text = answer(tokenizer, x[0, prompt.shape[1] :].tolist())
+                            slot = totals.setdefault((cache, rule, variant), {"correct": 0, "nfe": 0, "seconds": 0.0})
+                            slot["correct"] += score(task, example.prompt, text)
+                            slot["nfe"] += nfe
+                            slot["seconds"] += seconds
+            for (cache, rule, variant), slot in totals.items():
+                records.append(
+                    {
+                        "task": task,
+                        "gen_length": gen_length,
+                        "cache": cache,
+                        "rule": rule,
+                        "variant": variant,
+                        "n": len(examples),
+                        "accuracy": slot["correct"] / len(examples),
+                        "nfe": slot["nfe"] / len(examples),
+                        "latency_s": slot["seconds"] / len(examples),
+                        "tokens_per_s": gen_length * len(examples) / slot["seconds"],
+                    }
+                )
+            print(f"done: {task} gen {gen_length}", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"layout": layout.name, "root": str(layout.root), "n": args.n, "block_length": args.block_length}
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
+    table = markdown(records)
+    (args.out / "results.md").write_text(table)
+    print(table)
+
+
+def markdown(records: list[dict[str, Any]]) -> str:
+    """One row per task x length x cache x rule: upstream, LRD, the speedup and the plugin's overhead."""
+    by_key: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in records:
+        by_key.setdefault((r["task"], r["gen_length"], r["cache"], r["rule"]), {})[r["variant"]] = r
+    lines = [
+        "| task | gen | cache | rule | Fast-dLLM acc | +LRD acc | Δ acc (pts) | Fast-dLLM NFE | +LRD NFE "
+        "| speedup (latency) | plugin overhead, LRD off |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (task, gen, cache, rule), v in by_key.items():
+        base, lrd, off = v["fast-dllm"], v["fast-dllm + lrd"], v["plugin, LRD off"]
+        overhead = 100 * (off["latency_s"] / base["latency_s"] - 1)
+        lines.append(
+            f"| {task} | {gen} | {cache} | {rule} | {100 * base['accuracy']:.1f} | {100 * lrd['accuracy']:.1f} "
+            f"| {100 * (lrd['accuracy'] - base['accuracy']):+.1f} | {base['nfe']:.1f} | {lrd['nfe']:.1f} "
+            f"| {base['latency_s'] / lrd['latency_s']:.2f}x | {overhead:+.1f} % |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

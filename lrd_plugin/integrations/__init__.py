@@ -1,0 +1,1 @@
+"""Thin adapters that switch LRD on inside inference stacks people already run."""

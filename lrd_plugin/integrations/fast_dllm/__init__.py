@@ -1,0 +1,64 @@
+"""LRD inside NVlabs/Fast-dLLM v1 without forking it.
+
+Runtime plugin (nothing in the checkout changes)::
+
+    from lrd_plugin.integrations.fast_dllm import enable_llada
+    generate = enable_llada("/path/to/Fast-dLLM")          # or $FAST_DLLM_ROOT
+    x, nfe = generate.generate_with_prefix_cache(model, prompt, steps=256, gen_length=256,
+                                                 block_length=32, threshold=0.9, sampler="lrd")
+
+Dream (its block sampler; bind it as Fast-dLLM's ``dream/eval.py`` does)::
+
+    from lrd_plugin.integrations.fast_dllm import enable_dream
+    block = enable_dream("/path/to/Fast-dLLM")             # model.generation_utils_block, switched
+    model.diffusion_generate = types.MethodType(block.DreamGenerationMixin.diffusion_generate, model)
+    model._sample = types.MethodType(block.DreamGenerationMixin._sample, model)
+    out = model.diffusion_generate(ids, max_new_tokens=256, steps=256, block_length=32,
+                                   alg="confidence_threshold", threshold=0.9, sampler="lrd")
+
+With ``sampler`` absent the functions are upstream's own. ``patches/`` makes the same switch part of
+a checkout's files instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import ModuleType
+
+from . import dream, llada
+from .layout import ENV_VAR, Layout, detect_layout, flat_imports, import_flat
+
+__all__ = ["ENV_VAR", "Layout", "detect_layout", "enable_dream", "enable_llada", "flat_imports", "import_flat"]
+
+
+def enable_llada(root: str | os.PathLike[str] | None = None) -> ModuleType:
+    """Put the checkout's LLaDA directory on ``sys.path``, import its ``generate`` module (so later
+    ``from generate import ...`` get the switched functions) and add ``sampler="lrd"`` to it."""
+    layout = detect_layout(root)
+    loaded = sys.modules.get("model")
+    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(layout.llada_dir)):
+        raise RuntimeError(
+            f"a package named 'model' is already imported from {getattr(loaded, '__file__', '?')}: Fast-dLLM's "
+            "LLaDA and Dream code both use that name, so enable them in separate processes"
+        )
+    if str(layout.llada_dir) not in sys.path:
+        sys.path.insert(0, str(layout.llada_dir))
+    return llada.install(importlib.import_module("generate"))
+
+
+def enable_dream(root: str | os.PathLike[str] | None = None) -> ModuleType:
+    """Put the checkout's Dream directory on ``sys.path``, import its ``model.generation_utils_block``
+    (so later ``from model.generation_utils_block import DreamGenerationMixin``, as in ``eval.py``, get
+    the switched class) and add ``sampler="lrd"`` to ``diffusion_generate`` / ``_sample``."""
+    layout = detect_layout(root)
+    loaded = sys.modules.get("model")
+    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(layout.dream_dir)):
+        raise RuntimeError(
+            f"a package named 'model' is already imported from {getattr(loaded, '__file__', '?')}: Fast-dLLM's "
+            "LLaDA and Dream code both use that name, so enable them in separate processes"
+        )
+    if str(layout.dream_dir) not in sys.path:
+        sys.path.insert(0, str(layout.dream_dir))
+    return dream.install(importlib.import_module("model.generation_utils_block"))

@@ -1,0 +1,112 @@
+"""LRD settings as Fast-dLLM callers pass them: ``sampler="lrd"`` plus ``lrd_<field>=value``.
+
+The decoding policy (fixed steps, threshold, factor) and the temperature stay Fast-dLLM's own
+arguments, so one evaluation command changes by one argument; the LRD fields that would duplicate
+them are refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
+from typing import Any
+
+from ...config import LRDConfig
+
+SAMPLERS = (None, "default", "lrd")
+PREFIX = "lrd_"
+# Set through Fast-dLLM's own arguments (steps, threshold, factor, temperature).
+OWNED_BY_UPSTREAM = ("policy", "steps_per_block", "threshold", "factor", "temperature")
+
+
+# Settings an evaluation harness puts in force while its ``generate_until`` runs: upstream's harnesses
+# call ``generate*`` with a fixed argument list, so the sampler choice cannot travel as an argument.
+_ACTIVE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("lrd_fast_dllm", default=None)
+
+
+@contextlib.contextmanager
+def active(settings: dict[str, Any]) -> Iterator[None]:
+    """Make ``{"sampler": ..., "lrd_<field>": ...}`` the default of every switched call inside."""
+    token = _ACTIVE.set(settings)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def with_active(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` over the settings in force (explicit arguments win)."""
+    current = _ACTIVE.get()
+    return kwargs if current is None else {**current, **kwargs}
+
+
+def harness_settings(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split an lm-eval harness's ``**kwargs`` into LRD settings (``sampler``, ``lrd_*``), checked
+    now so that a typo fails at start-up rather than after the model has loaded, and the rest."""
+    lrd_values, rest = split_lrd_kwargs(kwargs)
+    sampler = rest.pop("sampler", None)
+    if check_sampler(sampler):
+        lrd_config(lrd_values)
+    elif lrd_values:
+        raise ValueError(f"LRD settings {sorted(PREFIX + k for k in lrd_values)} were given without sampler=lrd")
+    return {"sampler": sampler, **{PREFIX + k: v for k, v in lrd_values.items()}}, rest
+
+
+def check_sampler(sampler: object) -> bool:
+    """True when LRD is requested; None / "default" keep upstream's own sampler."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    return sampler == "lrd"
+
+
+def split_lrd_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``lrd_*`` keys without the prefix, everything else)."""
+    lrd = {k[len(PREFIX) :]: v for k, v in kwargs.items() if k.startswith(PREFIX)}
+    rest = {k: v for k, v in kwargs.items() if not k.startswith(PREFIX)}
+    return lrd, rest
+
+
+def lrd_config(values: Mapping[str, Any], config: LRDConfig | Mapping[str, Any] | None = None) -> LRDConfig:
+    """An LRDConfig from the paper's defaults (or `config`) with `values` (un-prefixed field names)
+    on top. Unknown names and policy fields are errors that list what is allowed."""
+    if config is None:
+        base = LRDConfig()
+    elif isinstance(config, LRDConfig):
+        base = config
+    elif isinstance(config, Mapping):
+        base = LRDConfig.from_dict(dict(config))
+    else:
+        raise TypeError(f"lrd_config must be an LRDConfig or a dict of its fields, got {type(config).__name__}")
+    allowed = sorted(f.name for f in fields(LRDConfig) if f.name not in OWNED_BY_UPSTREAM)
+    for name in values:
+        if name in OWNED_BY_UPSTREAM:
+            raise ValueError(
+                f"{PREFIX}{name} is set by Fast-dLLM's own arguments (steps, threshold, factor, temperature); "
+                f"LRD settings allowed here: {[PREFIX + a for a in allowed]}"
+            )
+        if name not in allowed:
+            raise ValueError(f"unknown LRD setting {PREFIX}{name}; allowed: {[PREFIX + a for a in allowed]}")
+    return base.replace(**{name: _coerce(base, name, value) for name, value in values.items()})
+
+
+def _coerce(base: LRDConfig, name: str, value: Any) -> Any:
+    """lm-eval's ``--model_args`` arrive as strings or loosely typed scalars: turn "0.2" into a
+    float, "False" into a bool, 20 into 20.0 where the field is a float; the config validates."""
+    current = getattr(base, name)
+    if isinstance(current, bool):
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+    if isinstance(current, float) and isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(current, int) and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
