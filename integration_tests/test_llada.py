@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import torch
 
+from integration_tests.upstream_models import LLADA_MASK, tiny_llada
 from lrd_plugin.integrations.fast_dllm import llada
 from lrd_plugin.integrations.fast_dllm.layout import Layout, flat_imports
 from lrd_plugin.models import LLaDAModel
 
-MASK = 150
+MASK = LLADA_MASK
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "lrd_plugin" / "default_model"
 OFF = {"lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False}
 
@@ -41,30 +42,7 @@ class Upstream:
         return getattr(self.module, name)
 
     def tiny_model(self, seed: int = 0) -> Any:
-        config = self.configuration.LLaDAConfig(
-            d_model=64,
-            n_heads=4,
-            n_layers=2,
-            mlp_hidden_size=128,
-            activation_type="silu",
-            block_type="llama",
-            layer_norm_type="rms",
-            rope=True,
-            vocab_size=160,
-            embedding_size=160,
-            weight_tying=False,
-            attention_dropout=0.0,
-            residual_dropout=0.0,
-            embedding_dropout=0.0,
-            max_sequence_length=512,
-            mask_token_id=MASK,
-        )
-        torch.manual_seed(seed)
-        model = self.modeling.LLaDAModelLM(config, init_params=True).eval()
-        model.model.transformer.ff_out.register_forward_hook(
-            lambda module, inputs, output: output.index_fill(-1, torch.tensor([MASK]), -1e4)
-        )
-        return model
+        return tiny_llada(self.modeling, self.configuration, seed)
 
     def load_default(self) -> Any:
         config = self.configuration.LLaDAConfig.from_pretrained(DEFAULT_MODEL)

@@ -23,13 +23,14 @@ import pytest
 import torch
 from torch import Tensor
 
+from integration_tests.upstream_models import LLADA_MASK, never_predict, tiny_llada
 from lrd_plugin.integrations.fast_dllm import dream, llada
 from lrd_plugin.integrations.fast_dllm.layout import Layout, flat_imports, import_flat
 
 REPO = Path(__file__).resolve().parents[1]
 APPLY = REPO / "patches" / "apply.py"
 COMMITS = {"v1": "a9b81e4", "root": "24cc59e"}  # the commit each layout's checkout is pinned to
-MASK = 150
+MASK = LLADA_MASK
 MARKER = b"# lrd-plugin"
 
 
@@ -152,29 +153,7 @@ class Pair:
         self.dream_patched: ModuleType = import_flat(self.dream_dir, "model.generation_utils_block")
 
     def tiny_llada(self, seed: int) -> Any:
-        config = self.llada_configuration.LLaDAConfig(
-            d_model=64,
-            n_heads=4,
-            n_layers=2,
-            mlp_hidden_size=128,
-            activation_type="silu",
-            block_type="llama",
-            layer_norm_type="rms",
-            rope=True,
-            vocab_size=160,
-            embedding_size=160,
-            weight_tying=False,
-            attention_dropout=0.0,
-            residual_dropout=0.0,
-            embedding_dropout=0.0,
-            max_sequence_length=512,
-            mask_token_id=MASK,
-        )
-        torch.manual_seed(seed)
-        model = self.llada_modeling.LLaDAModelLM(config, init_params=True).eval()
-        # a random model would commit the mask token; a trained one never predicts it
-        model.model.transformer.ff_out.register_forward_hook(_no_mask)
-        return model
+        return tiny_llada(self.llada_modeling, self.llada_configuration, seed)
 
     def tiny_dream(self, seed: int) -> Any:
         """A random tiny Dream; ``model.forwards`` counts its forward calls (Dream returns no NFE)."""
@@ -193,17 +172,13 @@ class Pair:
         )
         torch.manual_seed(seed)
         model = self.dream_modeling.DreamModel(config).eval()
-        model.lm_head.register_forward_hook(_no_mask)
+        model.lm_head.register_forward_hook(never_predict(MASK))
         model.forwards = 0
         model.register_forward_hook(lambda module, inputs, output: setattr(module, "forwards", module.forwards + 1))
         return model
 
 
 DREAM_METHODS = ("diffusion_generate", "_sample")
-
-
-def _no_mask(module: Any, inputs: Any, output: Tensor) -> Tensor:
-    return output.index_fill(-1, torch.tensor([MASK]), -1e4)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from . import dream, llada
@@ -36,29 +37,25 @@ __all__ = ["ENV_VAR", "Layout", "detect_layout", "enable_dream", "enable_llada",
 def enable_llada(root: str | os.PathLike[str] | None = None) -> ModuleType:
     """Put the checkout's LLaDA directory on ``sys.path``, import its ``generate`` module (so later
     ``from generate import ...`` get the switched functions) and add ``sampler="lrd"`` to it."""
-    layout = detect_layout(root)
-    loaded = sys.modules.get("model")
-    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(layout.llada_dir)):
-        raise RuntimeError(
-            f"a package named 'model' is already imported from {getattr(loaded, '__file__', '?')}: Fast-dLLM's "
-            "LLaDA and Dream code both use that name, so enable them in separate processes"
-        )
-    if str(layout.llada_dir) not in sys.path:
-        sys.path.insert(0, str(layout.llada_dir))
-    return llada.install(importlib.import_module("generate"))
+    return llada.install(_import_from(detect_layout(root).llada_dir, "generate"))
 
 
 def enable_dream(root: str | os.PathLike[str] | None = None) -> ModuleType:
     """Put the checkout's Dream directory on ``sys.path``, import its ``model.generation_utils_block``
     (so later ``from model.generation_utils_block import DreamGenerationMixin``, as in ``eval.py``, get
     the switched class) and add ``sampler="lrd"`` to ``diffusion_generate`` / ``_sample``."""
-    layout = detect_layout(root)
+    return dream.install(_import_from(detect_layout(root).dream_dir, "model.generation_utils_block"))
+
+
+def _import_from(directory: Path, name: str) -> ModuleType:
+    """Import upstream's flat module `name` with `directory` first on ``sys.path``, refusing a
+    ``model`` package already imported from elsewhere (LLaDA's and Dream's share that name)."""
     loaded = sys.modules.get("model")
-    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(layout.dream_dir)):
+    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(directory)):
         raise RuntimeError(
             f"a package named 'model' is already imported from {getattr(loaded, '__file__', '?')}: Fast-dLLM's "
             "LLaDA and Dream code both use that name, so enable them in separate processes"
         )
-    if str(layout.dream_dir) not in sys.path:
-        sys.path.insert(0, str(layout.dream_dir))
-    return dream.install(importlib.import_module("model.generation_utils_block"))
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    return importlib.import_module(name)

@@ -46,6 +46,7 @@ from torch import Tensor
 
 from ...config import LRDConfig
 from ...sampler import BlockState, LRDSampler
+from .inputs import model_inputs
 from .settings import check_sampler, split_lrd_kwargs, with_active
 from .settings import lrd_config as make_config
 
@@ -141,11 +142,11 @@ def lrd_sample(
                     replace_position[:, start:end] = True
                 _commit_block_start(state, logits[:, 0], sample_tokens, sampling, mask_id)
             elif cache == "none":
-                query = _inputs(sampler, state, x, start, model)
+                query = model_inputs(sampler, state, x, start, model)
                 output = model(**query, attention_mask=attention, position_ids=positions, use_cache=False)
                 logits = output.logits[:, start - 1 : window_end - 1]
             elif cache == "prefix":
-                query = _inputs(sampler, state, x[:, start:], 0, model)
+                query = model_inputs(sampler, state, x[:, start:], 0, model)
                 output = model(
                     **query,
                     attention_mask=_rows(attention, start, total),
@@ -155,7 +156,7 @@ def lrd_sample(
                 )
                 logits = _shifted(output.logits, window_end - start)
             else:
-                query = _inputs(sampler, state, x[:, start:end], 0, model)
+                query = model_inputs(sampler, state, x[:, start:end], 0, model)
                 output = model(
                     **query,
                     attention_mask=_rows(attention, start, end),
@@ -277,17 +278,6 @@ def _shifted(logits: Tensor, width: int) -> Tensor:
     and the query's first position gets its own output, as upstream's shift gives it (that token is
     always committed at the refresh, so this prediction is never used for a decision)."""
     return torch.cat([logits[:, :1], logits[:, : width - 1]], dim=1)
-
-
-def _inputs(sampler: LRDSampler, state: BlockState, ids: Tensor, block_start: int, model: Any) -> dict[str, Any]:
-    """Token ids while no mixture exists (what upstream feeds), else embeddings with the block's
-    open positions replaced by their mixtures."""
-    if state.mixture is None:
-        return {"input_ids": ids}
-    embeds = model.get_input_embeddings()(ids)
-    block = slice(block_start, block_start + state.block_length)
-    embeds[:, block] = sampler.block_inputs(state, embeds[:, block])
-    return {"input_ids": None, "inputs_embeds": embeds}
 
 
 def _attention(attention_mask: Tensor | None, total: int) -> tuple[Tensor | str, Tensor | None]:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ...config import LRDConfig
 from ...sampler import LRDSampler
+from .inputs import model_inputs
 from .settings import check_sampler, split_lrd_kwargs, with_active
 from .settings import lrd_config as make_config
 
@@ -86,7 +87,7 @@ def lrd_generate(
         forwards = 0
         while not state.done or (legacy and cache != "none" and forwards < 2):
             if cache == "none":
-                logits = model(**_inputs(sampler, state, x, start, model)).logits[:, start:window_end]
+                logits = model(**model_inputs(sampler, state, x, start, model)).logits[:, start:window_end]
             elif forwards == 0:  # refresh: hard tokens over the whole sequence
                 output = model(x, use_cache=True)
                 logits = output.logits[:, start:window_end]
@@ -97,11 +98,11 @@ def lrd_generate(
                     replace_position = torch.zeros_like(x, dtype=torch.bool)
                     replace_position[:, start:end] = True
             elif cache == "prefix":
-                query = _inputs(sampler, state, x[:, start:], 0, model)
+                query = model_inputs(sampler, state, x[:, start:], 0, model)
                 logits = model(**query, past_key_values=past_key_values, use_cache=True).logits
                 logits = logits[:, : window_end - start]
             else:
-                query = _inputs(sampler, state, x[:, start:end], 0, model)
+                query = model_inputs(sampler, state, x[:, start:end], 0, model)
                 logits = model(
                     **query, past_key_values=past_key_values, use_cache=True, replace_position=replace_position
                 ).logits
@@ -135,17 +136,6 @@ def _select(
         return upstream.get_transfer_index(logits, temperature, remasking, candidates, tokens, k, None)
 
     return select
-
-
-def _inputs(sampler: LRDSampler, state: Any, ids: Tensor, block_start: int, model: Any) -> dict[str, Tensor]:
-    """Token ids while no mixture exists (what upstream feeds), else embeddings with the block's
-    open positions replaced by their mixtures."""
-    if state.mixture is None:
-        return {"input_ids": ids}
-    embeds = model.get_input_embeddings()(ids)
-    block = slice(block_start, block_start + state.block_length)
-    embeds[:, block] = sampler.block_inputs(state, embeds[:, block])
-    return {"input_ids": None, "inputs_embeds": embeds}
 
 
 def _check_args(
