@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 ensure_venv .venv-tf4 "test,fastdllm" "transformers==4.57.6"
 if [ $# -eq 0 ]; then
-  .venv-tf4/bin/python -m pytest -q -rs integration_tests
+  .venv-tf4/bin/python -m pytest -q -rs integration_tests --ignore=integration_tests/sglang
 fi
 for root in "$@"; do
   echo "== Fast-dLLM checkout: $root"
-  FAST_DLLM_ROOT=$root .venv-tf4/bin/python -m pytest -q -rs integration_tests
+  FAST_DLLM_ROOT=$root .venv-tf4/bin/python -m pytest -q -rs integration_tests --ignore=integration_tests/sglang
 done

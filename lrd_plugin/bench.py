@@ -57,6 +57,22 @@ def sweep_samplers(field: str, values: Iterable[float], lrd: LRDConfig | None = 
     return [Sampler(f"lrd {field}={v:g}", lrd.replace(**{field: v}), "none") for v in values]
 
 
+def kl_gated_samplers(confidences: Iterable[float], lrd: LRDConfig | None = None) -> list[Sampler]:
+    """LRD with the ``kl_gated`` early stop at these confidence gates, alone and composed with
+    Fast-dLLM's threshold rule (issue: an early stop that cannot collapse accuracy)."""
+    lrd = lrd or LRDConfig()
+    samplers = []
+    for c in confidences:
+        gated = lrd.replace(early_stop_rule="kl_gated", early_stop_confidence=c)
+        samplers.append(Sampler(f"lrd kl_gated c={c:g}", gated, "none"))
+        samplers.append(
+            Sampler(
+                f"lrd kl_gated c={c:g}+fast-dllm-threshold", gated.replace(policy="threshold", threshold=0.9), "prefix"
+            )
+        )
+    return samplers
+
+
 @dataclass
 class Record:
     task: str

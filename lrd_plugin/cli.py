@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--ablations", action="store_true", help="add LRD without refinement / mixing / early stop")
     bench.add_argument("--sweep-r-f", nargs="+", type=float, default=[], metavar="R_F", help="add LRD at these r_f")
     bench.add_argument("--sweep-top-p", nargs="+", type=float, default=[], metavar="P", help="add LRD at these top_p")
+    bench.add_argument(
+        "--kl-gated",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="C",
+        help="add LRD (alone and with Fast-dLLM threshold) with the kl_gated early stop at these confidence gates",
+    )
     bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for JSON, Markdown and plots")
     bench.set_defaults(run=_bench)
 
@@ -225,6 +233,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.ablations:
         samplers += bench.ablation_samplers(lrd)
     samplers += bench.sweep_samplers("r_f", args.sweep_r_f, lrd) + bench.sweep_samplers("top_p", args.sweep_top_p, lrd)
+    samplers += bench.kl_gated_samplers(args.kl_gated, lrd)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
     records = bench.run_benchmark(
         loaded,

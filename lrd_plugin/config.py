@@ -17,6 +17,7 @@ from typing import Any
 POLICIES = ("lowest_entropy", "low_confidence", "threshold", "factor")
 ALPHA_FORMS = ("one_minus_entropy", "entropy")
 EARLY_STOP_SCOPES = ("block", "sequence")
+EARLY_STOP_RULES = ("paper", "kl_gated")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class LRDConfig:
         tau_decode: in Phase 2, early stop when the mean KL drops below this.
         early_stop_scope: ``block`` finalises the current block; ``sequence`` additionally finishes
             the whole answer when predictions have settled over every remaining position.
+        early_stop_rule: what the early stop commits once it fires. ``paper`` (Sec. 3.2): every open
+            position it covers, each to its prediction. ``kl_gated``: only the covered positions that
+            are themselves stable (own KL < tau_decode) and confident (probability >=
+            early_stop_confidence), in parallel; the others keep refining, so an unstable or
+            unconfident position is never finalised by the stop.
+        early_stop_confidence: the ``kl_gated`` confidence gate, in [0, 1].
     Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
     Commit policy (Phase 2):
         policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
@@ -57,6 +64,8 @@ class LRDConfig:
     tau_decode: float = 0.1
     max_refine_steps: int = 20
     early_stop_scope: str = "block"
+    early_stop_rule: str = "paper"
+    early_stop_confidence: float = 0.9
     refinement: bool = True
     mixing: bool = True
     early_stop: bool = True
@@ -76,6 +85,8 @@ class LRDConfig:
         _in_range("tau_decode", self.tau_decode, 0.0, math.inf)
         _at_least("max_refine_steps", self.max_refine_steps, 0)
         _choice("early_stop_scope", self.early_stop_scope, EARLY_STOP_SCOPES)
+        _choice("early_stop_rule", self.early_stop_rule, EARLY_STOP_RULES)
+        _in_range("early_stop_confidence", self.early_stop_confidence, 0.0, 1.0)
         _choice("policy", self.policy, POLICIES)
         if self.steps_per_block is not None:
             _at_least("steps_per_block", self.steps_per_block, 1)

@@ -7,6 +7,7 @@ prediction (it is an input symbol, never an answer).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,10 +55,60 @@ def nucleus(probs: Tensor, top_p: float, cap: int) -> tuple[Tensor, Tensor]:
     return ids, weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
 
 
+@dataclass(frozen=True)
+class MixtureRecipe:
+    """Eq. 3 as weights over embedding rows: ``1 - alpha`` on the mask row plus ``alpha`` times the
+    nucleus weights. Kept apart from any embedding table so that an engine whose table is split by
+    vocabulary (tensor parallelism) can embed each shard's share and sum the shares."""
+
+    ids: Tensor  # [..., k] nucleus token ids
+    weights: Tensor  # [..., k] renormalised nucleus weights (0 outside the nucleus)
+    alpha: Tensor  # [...] mixing weight
+
+    def select(self, where: Tensor) -> MixtureRecipe:
+        """The positions where the bool mask `where` (the recipe's leading shape) is set, flattened."""
+        return MixtureRecipe(self.ids[where], self.weights[where], self.alpha[where])
+
+    @staticmethod
+    def cat(recipes: list[MixtureRecipe]) -> MixtureRecipe:
+        """Flat recipes one after the other."""
+        return MixtureRecipe(*(torch.cat([getattr(r, f) for r in recipes]) for f in ("ids", "weights", "alpha")))
+
+    def embed(self, table: Tensor, mask_id: int, first_row: int = 0) -> Tensor:
+        """fp32 share of the mixture carried by rows ``[first_row, first_row + len(table))`` of the
+        embedding; with the whole table (``first_row=0``) it is the mixture itself. Shares of
+        disjoint row ranges that cover the vocabulary sum to the whole mixture."""
+        rows = table.shape[0]
+        local = self.ids - first_row
+        inside = (local >= 0) & (local < rows)
+        weights = torch.where(inside, self.weights, torch.zeros((), device=self.weights.device))
+        k = self.ids.shape[-1]
+        expected = F.embedding_bag(
+            local.clamp(0, rows - 1).reshape(-1, k),
+            table,
+            per_sample_weights=weights.reshape(-1, k).to(table.dtype),
+            mode="sum",
+        ).float()
+        alpha = self.alpha.reshape(-1, 1).float()
+        mixed = alpha * expected
+        if first_row <= mask_id < first_row + rows:
+            mixed = (1.0 - alpha) * table[mask_id - first_row].float() + mixed
+        return mixed.reshape(*self.alpha.shape, -1)
+
+
+def mixture_recipe(
+    logp: Tensor, *, top_p: float, r_f: float, alpha_form: str, cap: int, ent: Tensor | None = None
+) -> MixtureRecipe:
+    """The Eq. 3-4 weights for predictions `logp` [..., V] (from `log_probs`)."""
+    ids, weights = nucleus(logp.exp(), top_p, cap)
+    ent = entropy(logp) if ent is None else ent
+    return MixtureRecipe(ids, weights, mixing_weight(ent, logp.shape[-1], r_f, alpha_form))
+
+
 def mixture_embeddings(
     logp: Tensor,
     embedding: Tensor,
-    mask_embedding: Tensor,
+    mask_id: int,
     *,
     top_p: float,
     r_f: float,
@@ -71,15 +122,5 @@ def mixture_embeddings(
     embedding is an `embedding_bag` over the capped nucleus, so the cost is O(N * k * d) and no
     dense [N, V] @ [V, d] product is formed.
     """
-    lead = logp.shape[:-1]
-    ids, weights = nucleus(logp.exp(), top_p, cap)
-    expected = F.embedding_bag(
-        ids.reshape(-1, ids.shape[-1]),
-        embedding,
-        per_sample_weights=weights.reshape(-1, ids.shape[-1]).to(embedding.dtype),
-        mode="sum",
-    ).float()
-    ent = entropy(logp) if ent is None else ent
-    alpha = mixing_weight(ent, logp.shape[-1], r_f, alpha_form).reshape(-1, 1)
-    mixed = (1.0 - alpha) * mask_embedding.float() + alpha * expected
-    return mixed.reshape(*lead, -1).to(embedding.dtype)
+    recipe = mixture_recipe(logp, top_p=top_p, r_f=r_f, alpha_form=alpha_form, cap=cap, ent=ent)
+    return recipe.embed(embedding, mask_id).to(embedding.dtype)

@@ -52,6 +52,7 @@ class BlockState:
     phase: Tensor  # [B] long, a Phase per sequence
     prev_logp: Tensor | None = None  # [B, W', V] fp32 prediction of the previous forward
     mixture: Tensor | None = None  # [B, block_length, d] inputs for open block positions
+    recipe: mixture.MixtureRecipe | None = None  # the same mixtures as weights over embedding rows
     schedule: Tensor | None = None  # [B, S] tokens per Phase-2 step (fixed schedule only)
     refine_steps: Tensor = field(default=None)  # type: ignore[assignment]
     decode_steps: Tensor = field(default=None)  # type: ignore[assignment]
@@ -81,18 +82,19 @@ class BlockState:
 class LRDSampler:
     """Runs LRD's per-block decision logic over logits supplied by any engine."""
 
-    def __init__(self, config: LRDConfig, embedding: Tensor, mask_id: int, *, track_kl: bool = False) -> None:
-        """`track_kl` measures the KL even when no decision needs it (for a KL trace of a base run)."""
+    def __init__(self, config: LRDConfig, embedding: Tensor | None, mask_id: int, *, track_kl: bool = False) -> None:
+        """`embedding` is the [vocab, dim] input table; None leaves embedding to the engine, which then
+        reads each step's `state.recipe` (e.g. to embed a vocabulary-sharded table shard by shard).
+        `track_kl` measures the KL even when no decision needs it (for a KL trace of a base run)."""
         if not isinstance(config, LRDConfig):
             raise TypeError(f"config must be an LRDConfig (e.g. LRDConfig.from_dict(...)), got {type(config).__name__}")
-        if not isinstance(embedding, Tensor) or embedding.dim() != 2:
+        if embedding is not None and (not isinstance(embedding, Tensor) or embedding.dim() != 2):
             shape = tuple(embedding.shape) if isinstance(embedding, Tensor) else type(embedding).__name__
-            raise ValueError(f"embedding must be the [vocab, dim] input embedding table, got {shape}")
-        check_mask_id(mask_id, embedding.shape[0])
+            raise ValueError(f"embedding must be the [vocab, dim] input embedding table or None, got {shape}")
+        check_mask_id(mask_id, None if embedding is None else embedding.shape[0])
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id
-        self.mask_embedding = embedding[mask_id]
         self.needs_kl = config.refinement or config.early_stop or track_kl
 
     def max_forwards_per_block(self, block_length: int) -> int:
@@ -146,7 +148,7 @@ class LRDSampler:
 
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
-        kl_block, kl_window = self._kl(state.prev_logp, tracked, open_window, n)
+        kl_block, kl_window, kl_pos = self._kl(state.prev_logp, tracked, open_window, n)
         state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
 
         refining = active & (state.phase == Phase.REFINE) & ~(kl_block < cfg.tau_refine)
@@ -172,14 +174,12 @@ class LRDSampler:
         state.decode_steps += decoding.long()
 
         if cfg.early_stop:
-            stop_block = decoding & (kl_block < cfg.tau_decode)
-            leftover = (open_block & ~commit[:, :n]).any(dim=-1)
-            state.early_stopped |= stop_block & leftover
-            commit[:, :n] |= open_block & stop_block.unsqueeze(-1)
+            extra = self._early_stop(state, decoding, kl_block, kl_window, kl_pos, open_window & ~commit, logp, x0)
+            state.early_stopped |= extra[:, :n].any(dim=-1)
+            commit |= extra
             if cfg.early_stop_scope == "sequence":
                 stop_all = decoding & (kl_window < cfg.tau_decode)
-                state.finished_sequence |= stop_all
-                commit |= open_window & stop_all.unsqueeze(-1)
+                state.finished_sequence |= stop_all & ~(open_window & ~commit).any(dim=-1)
 
         state.tokens = torch.where(commit, x0, state.tokens)
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
@@ -187,16 +187,11 @@ class LRDSampler:
         # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
         state.prev_logp = tracked if self.needs_kl else None
         if cfg.mixing:
-            state.mixture = mixture.mixture_embeddings(
-                logp[:, :n],
-                self.embedding,
-                self.mask_embedding,
-                top_p=cfg.top_p,
-                r_f=cfg.r_f,
-                alpha_form=cfg.alpha_form,
-                cap=cfg.nucleus_cap,
-                ent=ent_block,
+            state.recipe = mixture.mixture_recipe(
+                logp[:, :n], top_p=cfg.top_p, r_f=cfg.r_f, alpha_form=cfg.alpha_form, cap=cfg.nucleus_cap, ent=ent_block
             )
+            if self.embedding is not None:
+                state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
         return commit
 
     # --- pieces of a step ----------------------------------------------------------------------
@@ -206,10 +201,11 @@ class LRDSampler:
             raise ValueError(
                 f"logits must have shape [{batch}, {width}, vocab] (batch, window), got {tuple(logits.shape)}"
             )
-        if not self.mask_id < logits.shape[-1] <= self.embedding.shape[0]:
+        rows = logits.shape[-1] if self.embedding is None else self.embedding.shape[0]
+        if not self.mask_id < logits.shape[-1] <= rows:
             raise ValueError(
                 f"logits vocabulary ({logits.shape[-1]}) must contain mask_id={self.mask_id} and be at most "
-                f"the embedding table's {self.embedding.shape[0]} rows"
+                f"the embedding table's {rows} rows"
             )
         if (logits.isnan() | logits.isposinf()).any():
             raise ValueError(
@@ -218,17 +214,47 @@ class LRDSampler:
             )
 
     @staticmethod
-    def _kl(prev: Tensor | None, logp: Tensor, open_window: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """Mean KL(p_t || p_{t-1}) over open positions of the block and of the tracked window."""
-        batch = open_window.shape[0]
+    def _kl(prev: Tensor | None, logp: Tensor, open_window: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean KL(p_t || p_{t-1}) over open positions of the block and of the tracked window, and
+        the per-position KL over the window ([B, W], inf where nothing is tracked or known yet)."""
+        batch, width = open_window.shape
         if prev is None:
             inf = torch.full((batch,), torch.inf, device=logp.device)
-            return inf, inf
+            return inf, inf, torch.full((batch, width), torch.inf, device=logp.device)
         per_pos = mixture.kl_divergence(logp, prev)
         open_tracked = open_window[:, : per_pos.shape[1]]
         block = _masked_mean(per_pos[:, :n], open_tracked[:, :n])
         window = _masked_mean(per_pos, open_tracked)
-        return block, window
+        untracked = torch.full((batch, width - per_pos.shape[1]), torch.inf, device=logp.device)
+        return block, window, torch.cat((per_pos, untracked), dim=1)
+
+    def _early_stop(
+        self,
+        state: BlockState,
+        decoding: Tensor,
+        kl_block: Tensor,
+        kl_window: Tensor,
+        kl_pos: Tensor,
+        left_open: Tensor,
+        logp: Tensor,
+        x0: Tensor,
+    ) -> Tensor:
+        """[B, W] positions the early stop commits on top of the policy's commits (`left_open`).
+
+        It fires for the block when the block's mean KL is < tau_decode (and, with sequence scope,
+        for every open position when the window's mean KL is). ``paper`` then commits every position
+        it covers; ``kl_gated`` only those that are themselves stable (own KL < tau_decode) and
+        confident (prediction probability >= early_stop_confidence), the rest keep refining."""
+        cfg = self.config
+        in_block = torch.arange(left_open.shape[1], device=left_open.device) < state.block_length
+        fire = (decoding & (kl_block < cfg.tau_decode)).unsqueeze(-1) & in_block
+        if cfg.early_stop_scope == "sequence":
+            fire = fire | (decoding & (kl_window < cfg.tau_decode)).unsqueeze(-1)
+        extra = left_open & fire
+        if cfg.early_stop_rule == "kl_gated":
+            confidence = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
+            extra &= (kl_pos < cfg.tau_decode) & (confidence >= cfg.early_stop_confidence)
+        return extra
 
     def _predict(self, logp: Tensor, generator: torch.Generator | None) -> Tensor:
         """Greedy argmax, or Gumbel-max sampling at the configured temperature (float64, as the
@@ -259,12 +285,13 @@ class LRDSampler:
         return policies.top_k_confidence(confidence, candidates, k)
 
 
-def check_mask_id(mask_id: object, vocab: int) -> None:
+def check_mask_id(mask_id: object, vocab: int | None) -> None:
     """The mask id must be a plain int row of the vocabulary (a bool or float would index wrongly)."""
+    allowed = "a token id >= 0" if vocab is None else f"in [0, {vocab - 1}]"
     if not isinstance(mask_id, int) or isinstance(mask_id, bool):
-        raise TypeError(f"mask_id must be an int token id in [0, {vocab - 1}], got {mask_id!r}")
-    if not 0 <= mask_id < vocab:
-        raise ValueError(f"mask_id must be in [0, {vocab - 1}] (the model's vocabulary), got {mask_id}")
+        raise TypeError(f"mask_id must be an int token id {allowed}, got {mask_id!r}")
+    if mask_id < 0 or (vocab is not None and mask_id >= vocab):
+        raise ValueError(f"mask_id must be {allowed} (the model's vocabulary), got {mask_id}")
 
 
 def _without_mask(logits: Tensor, mask_id: int) -> Tensor:

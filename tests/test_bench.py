@@ -65,3 +65,10 @@ def test_bench_command_quick(tmp_path, capsys):
     assert "| list | 64 | lrd+fast-dllm-threshold |" in out
     meta = json.loads((tmp_path / "results.json").read_text())["meta"]
     assert meta["n_per_task"] == 2 and LRDConfig.from_dict(meta["lrd_config"]).r_f == 0.2
+
+
+def test_kl_gated_samplers_run_alone_and_composed_with_fast_dllm():
+    alone, composed = bench.kl_gated_samplers([0.8])
+    assert alone.config.early_stop_rule == composed.config.early_stop_rule == "kl_gated"
+    assert alone.config.early_stop_confidence == 0.8 and alone.cache == "none"
+    assert (composed.config.policy, composed.config.threshold, composed.cache) == ("threshold", 0.9, "prefix")

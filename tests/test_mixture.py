@@ -1,5 +1,6 @@
 """Mixture embeddings, entropy and KL: the numerical core of LRD."""
 
+import itertools
 import math
 
 import pytest
@@ -31,7 +32,7 @@ def _case(seed: int, vocab: int = 50, dim: int = 12, rows: int = 6, sharpness: f
 def test_capped_nucleus_equals_the_exact_nucleus_when_it_fits(seed, top_p, r_f, form, sharpness):
     logits, table = _case(seed, sharpness=sharpness)
     logp = mixture.log_probs(logits, MASK)
-    got = mixture.mixture_embeddings(logp, table, table[MASK], top_p=top_p, r_f=r_f, alpha_form=form, cap=50)
+    got = mixture.mixture_embeddings(logp, table, MASK, top_p=top_p, r_f=r_f, alpha_form=form, cap=50)
     for row in range(logits.shape[0]):
         want = reference_nucleus_mixture(logp[row].exp(), table, table[MASK], top_p, r_f, form)
         torch.testing.assert_close(got[row], want, rtol=1e-5, atol=1e-5)
@@ -59,9 +60,7 @@ def test_mixture_is_a_convex_combination_bounded_by_r_f():
     ids, weights = mixture.nucleus(logp.exp(), 0.9, 50)
     assert (weights >= 0).all() and torch.allclose(weights.sum(-1), torch.ones(len(weights)))
     expected = (weights.unsqueeze(-1) * table[ids]).sum(-2)
-    got = mixture.mixture_embeddings(
-        logp, table, table[MASK], top_p=0.9, r_f=r_f, alpha_form="one_minus_entropy", cap=50
-    )
+    got = mixture.mixture_embeddings(logp, table, MASK, top_p=0.9, r_f=r_f, alpha_form="one_minus_entropy", cap=50)
     torch.testing.assert_close(got, (1 - alpha[:, None]) * table[MASK] + alpha[:, None] * expected)
     assert ((got - table[MASK]).norm(dim=-1) <= r_f * (expected - table[MASK]).norm(dim=-1) + 1e-5).all()
 
@@ -69,7 +68,7 @@ def test_mixture_is_a_convex_combination_bounded_by_r_f():
 def test_tiny_r_f_gives_the_mask_embedding():
     logits, table = _case(2)
     logp = mixture.log_probs(logits, MASK)
-    got = mixture.mixture_embeddings(logp, table, table[MASK], top_p=0.9, r_f=1e-9, alpha_form="entropy", cap=8)
+    got = mixture.mixture_embeddings(logp, table, MASK, top_p=0.9, r_f=1e-9, alpha_form="entropy", cap=8)
     torch.testing.assert_close(got, table[MASK].expand_as(got), rtol=0, atol=1e-7)
 
 
@@ -80,7 +79,7 @@ def test_mask_token_is_excluded_and_maths_is_fp32():
     assert logp.dtype == torch.float32 and logp[:, MASK].exp().eq(0).all()
     assert torch.allclose(mixture.entropy(logp), torch.full((2,), math.log(9)))
     table = torch.randn(10, 4).to(torch.bfloat16)
-    out = mixture.mixture_embeddings(logp, table, table[MASK], top_p=0.9, r_f=0.5, alpha_form="entropy", cap=4)
+    out = mixture.mixture_embeddings(logp, table, MASK, top_p=0.9, r_f=0.5, alpha_form="entropy", cap=4)
     assert out.dtype == torch.bfloat16
 
 
@@ -90,3 +89,16 @@ def test_entropy_and_kl_match_their_definitions():
     assert mixture.entropy(p.log()).item() == pytest.approx(1.5 * math.log(2))
     assert mixture.kl_divergence(p.log(), q.log()).item() == pytest.approx(0.5 * math.log(2) + 0.0)
     assert mixture.kl_divergence(q.log(), q.log()).item() == 0.0
+
+
+def test_shares_of_disjoint_row_ranges_sum_to_the_mixture():
+    logits, table = _case(3)
+    logp = mixture.log_probs(logits, MASK)
+    recipe = mixture.mixture_recipe(logp, top_p=0.9, r_f=0.3, alpha_form="one_minus_entropy", cap=50)
+    whole = recipe.embed(table, MASK)
+    cuts = [0, 5, MASK, MASK + 1, table.shape[0]]  # the mask row alone in one range
+    shares = [recipe.embed(table[a:b], MASK, a) for a, b in itertools.pairwise(cuts)]
+    torch.testing.assert_close(torch.stack(shares).sum(0), whole)
+    open_ = torch.zeros(whole.shape[:-1], dtype=torch.bool)
+    open_[..., ::2] = True
+    torch.testing.assert_close(recipe.select(open_).embed(table, MASK), whole[open_])

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrd_plugin import LRDConfig, LRDSampler, generate
+from lrd_plugin import LRDConfig, LRDSampler, generate, mixture
 from tests.fields import RandomField
 
 VOCAB, MASK = 24, 23
@@ -16,6 +16,8 @@ configs = st.builds(
     mixing=st.booleans(),
     early_stop=st.booleans(),
     early_stop_scope=st.sampled_from(["block", "sequence"]),
+    early_stop_rule=st.sampled_from(["paper", "kl_gated"]),
+    early_stop_confidence=st.floats(0.0, 1.0),
     tau_refine=st.floats(0.0, 2.0),
     tau_decode=st.floats(0.0, 2.0),
     max_refine_steps=st.integers(0, 5),
@@ -118,3 +120,53 @@ def test_prefix_cache_changes_nothing_but_the_cost(seed, policy, scope):
     cached = generate(model, prompt, gen_length=12, block_length=4, config=cfg, cache="prefix")
     assert torch.equal(plain.sequences, cached.sequences) and plain.nfe == cached.nfe
     assert all(new + past == 16 and (past == 0 or new < 16) for new, past in model.calls)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    tau=st.floats(0.01, 3.0),
+    gate=st.floats(0.0, 1.0),
+    scope=st.sampled_from(["block", "sequence"]),
+    scale=st.floats(0.5, 12.0),
+)
+def test_kl_gated_early_stop_never_commits_an_unstable_or_unconfident_position(seed, tau, gate, scope, scale):
+    """One lowest-entropy commit per step is the policy; whatever else a step commits came from the
+    early stop and must be stable (own KL < tau_decode) and confident (>= early_stop_confidence)."""
+    cfg = LRDConfig(
+        refinement=False, tau_decode=tau, early_stop_rule="kl_gated", early_stop_confidence=gate, early_stop_scope=scope
+    )
+    g = torch.Generator().manual_seed(seed)
+    sampler = LRDSampler(cfg, torch.randn(VOCAB, 6, generator=g), MASK)
+    block, width = 5, 9
+    state = sampler.init_block(torch.full((2, width), MASK), block)
+    drift = torch.randn(2, width, VOCAB, generator=g) * scale
+    prev = None
+    while not state.done:
+        logits = drift + torch.randn(2, width, VOCAB, generator=g) * 0.3  # predictions that settle
+        before = state.tokens.clone()
+        commit = sampler.step(state, logits)
+        logp = mixture.log_probs(logits, MASK)
+        confident = logp.max(dim=-1).values.exp() >= gate
+        stable = torch.zeros_like(confident) if prev is None else mixture.kl_divergence(logp, prev) < tau
+        prev = logp
+        for row in range(2):
+            if not (before[row, :block] == MASK).any():
+                assert not commit[row].any()
+                continue
+            ungated = commit[row] & ~(confident[row] & stable[row])
+            assert int(ungated.sum()) <= 1, "the early stop finalised an unstable or unconfident position"
+            assert not commit[row, block:].any() or scope == "sequence"
+
+
+def test_kl_gated_without_gates_is_the_paper_rule():
+    """tau_decode huge and confidence gate 0: every covered position passes, as in the paper."""
+    model = RandomField(VOCAB, 8, MASK, seed=3, sharpness=6.0)
+    prompt = torch.randint(0, MASK, (2, 4), generator=torch.Generator().manual_seed(3))
+    for scope in ("block", "sequence"):
+        paper = LRDConfig(tau_decode=1e9, early_stop_scope=scope)
+        gated = paper.replace(early_stop_rule="kl_gated", early_stop_confidence=0.0)
+        a = generate(model, prompt, gen_length=12, block_length=4, config=paper)
+        b = generate(model, prompt, gen_length=12, block_length=4, config=gated)
+        assert torch.equal(a.sequences, b.sequences) and a.nfe == b.nfe
+        assert torch.equal(a.early_stopped, b.early_stopped) and a.early_stopped.any()

@@ -1,0 +1,76 @@
+"""LRD against SGLang's LowConfidence inside the released SGLang's own dLLM loops, on the embedded default.
+
+    LRD_REQUIRE_SGLANG=1 .venv-sglang/bin/python benchmarks/sglang_loops.py [--n 30] [--sync]
+
+(`.venv-sglang` is what `bash scripts/test.sh` builds.) Every algorithm decodes the same held-out
+prompts of each task (gen 64 = two blocks of 32) through `DllmAlgorithm.run` with the test harness's
+model runner (`integration_tests/sglang/harness.py`: the embedded default behind SGLang's
+`VocabParallelEmbedding` and input preparation, a per-request KV cache that keeps each block's last
+forward). Reported: exact-match accuracy, forwards per request (NFE, the final hard-token forward
+included), scheduler rounds. Timing is left out: this runner is not SGLang's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "integration_tests" / "sglang")]
+
+import conftest  # noqa: E402,F401  # the documented torchvision import stand-in, before SGLang
+from harness import Request, TinyModelRunner, serve  # noqa: E402
+from sglang.srt.dllm.algorithm.low_confidence import LowConfidence  # noqa: E402
+from sglang.srt.dllm.config import DllmConfig  # noqa: E402
+
+from lrd_plugin import tasks  # noqa: E402
+from lrd_plugin.integrations.sglang.algorithm import LRD  # noqa: E402
+from lrd_plugin.loading import DEFAULT_DIR  # noqa: E402
+from lrd_plugin.models import CharTokenizer, LLaDAModel  # noqa: E402
+
+BLOCK, BLOCKS = 32, 2
+RUNS = [
+    ("LowConfidence t=0.95", LowConfidence, {"threshold": 0.95}),
+    ("LowConfidence t=0.9", LowConfidence, {"threshold": 0.9}),
+    ("LRD, features off, t=0.9", LRD, {"threshold": 0.9, "refinement": False, "mixing": False, "early_stop": False}),
+    ("LRD paper settings, t=0.9", LRD, {"threshold": 0.9}),
+    ("LRD no early stop, t=0.9", LRD, {"threshold": 0.9, "early_stop": False}),
+    ("LRD no early stop, t=0.95", LRD, {"threshold": 0.95, "early_stop": False}),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=30, help="held-out prompts per task")
+    parser.add_argument("--sync", action="store_true", help="the synchronous loop (default: FDFO, SGLang's default)")
+    parser.add_argument("--out", default="runs/sglang_loops.json")
+    args = parser.parse_args()
+    net, tokenizer = LLaDAModel.from_pretrained(DEFAULT_DIR).eval(), CharTokenizer.load(DEFAULT_DIR)
+    rows = []
+    for task in ("arith", "list", "sudoku"):
+        examples = tasks.generate_examples(task, "test", args.n)
+        for name, cls, settings in RUNS:
+            config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
+            runner = TinyModelRunner(net)
+            requests = [Request(f"r{i}", tokenizer.encode(ex.prompt), BLOCKS) for i, ex in enumerate(examples)]
+            rounds = serve(cls(config), runner, requests)
+            correct = sum(
+                tasks.score(task, ex.prompt, tokenizer.decode(r.output))
+                for ex, r in zip(examples, requests, strict=True)
+            )
+            nfe = sum(runner.forwards_of(r.rid) for r in requests) / len(requests)
+            rows.append(
+                {"task": task, "algorithm": name, "accuracy": correct / len(examples), "nfe": nfe, "rounds": rounds}
+            )
+            print(f"{task:7s} {name:28s} acc {correct / len(examples):6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"n": args.n, "fdfo": not args.sync, "block": BLOCK, "blocks": BLOCKS, "rows": rows}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""`LRD`, an SGLang `DllmAlgorithm`: Latent Refinement Decoding over SGLang's block KV cache.
+
+SGLang owns the loops (`DllmAlgorithm.run`: synchronous, or FDFO with one forward per scheduler
+round), the KV cache and the batching; this class only translates between them and `LRDSampler`:
+
+- `init_step_state` gives each request a `RequestState`; FDFO carries it across rounds in
+  ``req.dllm_algo_state`` and drops it when the block is reported done.
+- `step` hands each request's block logits to `LRDSampler.step`, which commits through SGLang's
+  `LowConfidence` rule (`low_confidence`), and writes the commits into ``forward_batch.input_ids``.
+- `prepare_inputs` feeds the still-masked positions their mixture embeddings through
+  ``replace_embeds`` / ``replace_positions``, which every forward path honours (a decode CUDA graph
+  would ignore ``input_embeds``; ``replace_embeds`` makes SGLang run that forward eagerly). Under
+  tensor parallelism each rank embeds its vocabulary shard's share and the shares are all-reduced.
+- KV safety: a block is reported done only by the step *after* its last commit, i.e. after a
+  forward whose inputs were hard tokens only, so no KV computed from a mixture stays in the cache
+  (the contract of `DllmAlgorithm.step`; LowConfidence spends the same extra forward).
+
+With refinement, mixing and early stop off it reproduces `LowConfidence` token for token and
+forward for forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from sglang.srt.dllm.algorithm.base import DllmAlgorithm
+from sglang.srt.dllm.config import DllmConfig
+from torch import Tensor
+
+from ...mixture import MixtureRecipe
+from ...sampler import BlockState, LRDSampler
+from . import settings
+
+# Masked-diffusion architectures SGLang 0.5.23 serves with a mask token (DLLM_PARAMS); DiffusionGemma
+# has none (mask_id -1) and needs its own Gemma4Renoise.
+SUPPORTED_ARCHITECTURES = ("LLaDA2MoeModelLM", "SDARForCausalLM", "SDARMoeForCausalLM")
+
+
+@dataclass
+class RequestState:
+    """One request's LRD state for its current block (None until the block's first forward)."""
+
+    block: BlockState | None = None
+
+
+class LRD(DllmAlgorithm):
+    """``--dllm-algorithm LRD --dllm-algorithm-config lrd.yaml`` (keys: LRDConfig fields, block_size)."""
+
+    supported_architectures = SUPPORTED_ARCHITECTURES
+
+    def __init__(self, config: DllmConfig) -> None:
+        super().__init__(config)
+        self.lrd = settings.lrd_config(config.algorithm_config)
+        # No embedding table here: the engine's (possibly vocabulary-sharded) table is only reachable
+        # through the model runner, in `prepare_inputs`.
+        self.sampler = LRDSampler(self.lrd, None, config.mask_id)
+
+    # --- launch and admission --------------------------------------------------------------------
+    @classmethod
+    def configure_server_args(cls, server_args: Any) -> None:
+        """Check the YAML at launch, before any model is loaded."""
+        settings.load(getattr(server_args, "dllm_algorithm_config", None))
+
+    @classmethod
+    def validate_request(cls, req: Any) -> str | None:
+        """Refuse request features whose effect LRD's commit rule would silently drop."""
+        params = req.sampling_params
+        unsupported = [
+            name
+            for name, default in (
+                ("frequency_penalty", 0.0),
+                ("presence_penalty", 0.0),
+                ("repetition_penalty", 1.0),
+                ("min_new_tokens", 0),
+                ("min_p", 0.0),
+            )
+            if getattr(params, name, default) != default
+        ]
+        unsupported += [
+            name
+            for name in ("logit_bias", "json_schema", "regex", "ebnf", "structural_tag")
+            if getattr(params, name, None)
+        ]
+        unsupported += [name for name in ("return_logprob", "custom_logit_processor") if getattr(req, name, None)]
+        if not unsupported:
+            return None
+        return (
+            f"the LRD diffusion algorithm does not support {', '.join(unsupported)}: it commits each block's "
+            "tokens greedily by confidence (as LowConfidence), so these would be silently ignored"
+        )
+
+    def max_steps(self, block_size: int) -> int:
+        # every forward LRD may spend on a block, plus the hard-token forward that persists it
+        return self.sampler.max_forwards_per_block(block_size) + 1
+
+    # --- the loop's hooks ------------------------------------------------------------------------
+    def init_step_state(self, forward_batch: Any) -> list[Any]:
+        return [RequestState() for _ in range(forward_batch.batch_size)]
+
+    def step(self, forward_batch: Any, full_logits: Tensor, states: list[Any]) -> list[bool]:
+        batch, n = forward_batch.batch_size, self.block_size
+        logits = full_logits.view(batch, n, full_logits.shape[-1])
+        input_ids = forward_batch.input_ids.view(batch, n)
+        open_ = self._open_positions(forward_batch)
+        done = []
+        for i, state in enumerate(states):
+            if not bool(open_[i].any()):
+                # the forward just run saw hard tokens only: its KV may stay
+                state.block = None
+                done.append(True)
+                continue
+            if state.block is None:
+                state.block = self.sampler.init_block(self._block_tokens(input_ids[i], open_[i]), n)
+            select = partial(self.low_confidence, logits[i : i + 1])
+            commit = self.sampler.step(state.block, logits[i : i + 1], select=select)[0]
+            input_ids[i] = torch.where(commit, state.block.tokens[0], input_ids[i])
+            done.append(False)
+        return done
+
+    def prepare_inputs(self, model_runner: Any, forward_batch: Any, states: list[Any]) -> None:
+        recipes, positions = [], []
+        for i, state in enumerate(states):
+            block = state.block
+            if block is None or block.recipe is None:
+                continue
+            open_ = block.tokens[0] == self.mask_id
+            if bool(open_.any()):
+                recipes.append(block.recipe.select(open_.unsqueeze(0)))
+                positions.append(open_.nonzero().squeeze(-1) + i * self.block_size)
+        if not recipes:
+            # a stale replacement must never reach a hard-token forward
+            forward_batch.replace_embeds = None
+            forward_batch.replace_positions = None
+            return
+        embed = model_runner.model.get_input_embeddings()
+        forward_batch.replace_embeds = embed_mixture(MixtureRecipe.cat(recipes), embed, self.mask_id)
+        forward_batch.replace_positions = torch.cat(positions).to(forward_batch.input_ids.device)
+
+    # --- pieces ----------------------------------------------------------------------------------
+    def low_confidence(
+        self, raw_logits: Tensor, block_logits: Tensor, candidates: Tensor, block_tokens: Tensor, decode_step: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """SGLang's LowConfidence commit: every candidate whose greedy token's probability exceeds
+        ``threshold``, or else the single most confident candidate. The probability is taken over the
+        model's whole vocabulary (`raw_logits`), as LowConfidence does; the proposal never is the mask
+        token (`block_logits` has it at -inf), where LowConfidence would write the mask back and spend
+        a forward for nothing. Identical to LowConfidence whenever the model does not predict the mask."""
+        proposals = block_logits.argmax(dim=-1)
+        probs = torch.softmax(raw_logits, dim=-1)
+        confidence = probs.gather(-1, proposals.unsqueeze(-1)).squeeze(-1)
+        confidence = torch.where(candidates, confidence, -torch.inf)
+        commit = confidence > self.lrd.threshold
+        best = torch.zeros_like(commit)
+        best.scatter_(1, confidence.argmax(dim=1, keepdim=True), True)
+        commit = torch.where(commit.any(dim=1, keepdim=True), commit, best & candidates)
+        return proposals, commit
+
+    def _open_positions(self, forward_batch: Any) -> Tensor:
+        """[B, n] positions still to denoise; a literal mask id in the prompt is not one."""
+        ids = forward_batch.input_ids.view(forward_batch.batch_size, self.block_size)
+        open_ = ids == self.mask_id
+        if forward_batch.dllm_prompt_mask is not None:
+            open_ &= ~forward_batch.dllm_prompt_mask
+        return open_
+
+    def _block_tokens(self, ids: Tensor, open_: Tensor) -> Tensor:
+        """[1, n] block for `LRDSampler`: a committed literal mask id becomes a stand-in token so the
+        sampler never reopens it (only committed positions are ever written back)."""
+        stand_in = 0 if self.mask_id != 0 else 1
+        return torch.where((ids == self.mask_id) & ~open_, stand_in, ids).unsqueeze(0)
+
+
+def embedding_shard(embed: Any) -> tuple[Tensor, int, int]:
+    """(rows of the original vocabulary this rank holds, first row's token id, tensor-parallel size)
+    of SGLang's `VocabParallelEmbedding`, or of a plain `nn.Embedding`."""
+    weight = embed.weight
+    shard = getattr(embed, "shard_indices", None)
+    if shard is None:
+        return weight, 0, 1
+    start, end = shard.org_vocab_start_index, shard.org_vocab_end_index
+    return weight[: end - start], start, int(getattr(embed, "tp_size", 1))
+
+
+def embed_mixture(recipe: MixtureRecipe, embed: Any, mask_id: int) -> Tensor:
+    """Mixture embeddings from the engine's embedding layer; with a vocabulary-parallel layer each
+    rank computes its shard's share and the shares are summed across ranks."""
+    table, first_row, tp_size = embedding_shard(embed)
+    mixed = recipe.embed(table, mask_id, first_row)
+    if tp_size > 1:
+        from sglang.srt.distributed import tensor_model_parallel_all_reduce
+
+        mixed = tensor_model_parallel_all_reduce(mixed)
+    return mixed.to(table.dtype)
