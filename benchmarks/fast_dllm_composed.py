@@ -5,10 +5,11 @@
 
 The embedded default is loaded into upstream's own ``LLaDAModelLM``; every prompt is decoded with
 upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (threshold 0.9 and factor
-1.0, block 32, batch 1 as in Fast-dLLM's evaluation scripts) three ways: upstream itself
-(``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise), and
-LRD with the paper's settings. Settings are interleaved per prompt so that machine noise falls on all
-of them alike. Writes ``results.json`` and ``results.md`` into ``--out``.
+1.0, block 32, batch 1 as in Fast-dLLM's evaluation scripts) five ways: upstream itself
+(``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise),
+LRD with the paper's settings, LRD with the ``kl_gated`` early stop, and LRD without early stop.
+Settings are interleaved per prompt so that machine noise falls on all of them alike. Writes
+``results.json`` and ``results.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ VARIANTS = {
     "fast-dllm": {},
     "plugin, LRD off": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
     "fast-dllm + lrd": {"sampler": "lrd"},
+    "fast-dllm + lrd, kl_gated stop": {"sampler": "lrd", "lrd_early_stop_rule": "kl_gated"},
+    "fast-dllm + lrd, no early stop": {"sampler": "lrd", "lrd_early_stop": False},
 }
 
 
@@ -117,23 +120,36 @@ def main() -> None:
     print(table)
 
 
+LRD_VARIANTS = ("fast-dllm + lrd", "fast-dllm + lrd, kl_gated stop", "fast-dllm + lrd, no early stop")
+
+
 def markdown(records: list[dict[str, Any]]) -> str:
-    """One row per task x length x cache x rule: upstream, LRD, the speedup and the plugin's overhead."""
+    """One row per task x length x cache x rule: upstream, then each LRD variant's accuracy change,
+    NFE and latency speedup against it (same run), and the plugin's overhead with LRD off."""
     by_key: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in records:
         by_key.setdefault((r["task"], r["gen_length"], r["cache"], r["rule"]), {})[r["variant"]] = r
+    heads = ["+LRD (paper stop)", "+LRD (kl_gated stop)", "+LRD (no early stop)"]
     lines = [
-        "| task | gen | cache | rule | Fast-dLLM acc | +LRD acc | Δ acc (pts) | Fast-dLLM NFE | +LRD NFE "
-        "| speedup (latency) | plugin overhead, LRD off |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| task | gen | cache | rule | Fast-dLLM acc, NFE | "
+        + " | ".join(f"{h}: Δ acc, NFE, speedup" for h in heads)
+        + " | plugin overhead, LRD off |",
+        "|---|---:|---|---|---:|" + "---:|" * len(heads) + "---:|",
     ]
     for (task, gen, cache, rule), v in by_key.items():
-        base, lrd, off = v["fast-dllm"], v["fast-dllm + lrd"], v["plugin, LRD off"]
+        base, off = v["fast-dllm"], v["plugin, LRD off"]
+        cells = []
+        for name in LRD_VARIANTS:
+            lrd = v[name]
+            cells.append(
+                f"{100 * (lrd['accuracy'] - base['accuracy']):+.1f}, {lrd['nfe']:.1f}, "
+                f"{base['latency_s'] / lrd['latency_s']:.2f}x"
+            )
         overhead = 100 * (off["latency_s"] / base["latency_s"] - 1)
         lines.append(
-            f"| {task} | {gen} | {cache} | {rule} | {100 * base['accuracy']:.1f} | {100 * lrd['accuracy']:.1f} "
-            f"| {100 * (lrd['accuracy'] - base['accuracy']):+.1f} | {base['nfe']:.1f} | {lrd['nfe']:.1f} "
-            f"| {base['latency_s'] / lrd['latency_s']:.2f}x | {overhead:+.1f} % |"
+            f"| {task} | {gen} | {cache} | {rule} | {100 * base['accuracy']:.1f}, {base['nfe']:.1f} | "
+            + " | ".join(cells)
+            + f" | {overhead:+.1f} % |"
         )
     return "\n".join(lines) + "\n"
 
