@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import LRDConfig
 from .decoder import generate
 from .loading import LoadedModel
@@ -88,6 +90,7 @@ class Record:
     early_stop_rate: float  # fraction of blocks finished by the KL early stop
     config: dict[str, Any]
     cache: str
+    mask_ratio: float = 1.0  # share of the answer region left masked (1.0: plain generation)
 
 
 def run_sampler(
@@ -100,8 +103,11 @@ def run_sampler(
     gen_length: int,
     block_length: int,
     batch_size: int,
+    canvases: torch.Tensor | None = None,
+    mask_ratio: float = 1.0,
 ) -> Record:
-    """Decode every prompt with one sampler and score the answers."""
+    """Decode every prompt with one sampler and score the answers (`canvases` [n, gen_length]: fill
+    in their masked positions instead of generating from scratch)."""
     correct, nfe, refine, stopped, blocks, tokens, wall = 0, 0, 0.0, 0.0, 0, 0, 0.0
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
@@ -115,6 +121,7 @@ def run_sampler(
             block_length=block_length,
             config=sampler.config,
             cache=sampler.cache,
+            canvas=None if canvases is None else canvases[start : start + batch_size],
         )
         wall += time.perf_counter() - begin
         for row in range(len(batch)):
@@ -139,18 +146,38 @@ def run_sampler(
         early_stop_rate=stopped / blocks,
         config=sampler.config.to_dict(),
         cache=sampler.cache,
+        mask_ratio=mask_ratio,
     )
+
+
+def infill_canvases(loaded: LoadedModel, targets: list[str], gen_length: int, ratio: float, seed: int) -> torch.Tensor:
+    """[n, gen_length] reference answers padded with EOS, as in training, with ``round(ratio *
+    gen_length)`` positions of each (a seeded uniform choice) set back to the mask."""
+    tokenizer = loaded.tokenizer
+    if not hasattr(tokenizer, "eos_id"):
+        raise ValueError("infilling (mask ratios < 1) needs the project's character tokenizer (an LLaDA-format model)")
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"mask ratios must be in (0, 1], got {ratio!r}")
+    rows = []
+    generator = torch.Generator().manual_seed(seed)
+    for target in targets:
+        answer = tokenizer.encode(target, add_bos=False)[:gen_length]
+        row = torch.tensor(answer + [tokenizer.eos_id] * (gen_length - len(answer)))
+        hidden = torch.randperm(gen_length, generator=generator)[: round(ratio * gen_length)]
+        row[hidden] = tokenizer.mask_id
+        rows.append(row)
+    return torch.stack(rows).to(loaded.device)
 
 
 def speedups(records: list[Record]) -> list[dict[str, Any]]:
     """Per record: NFE and wall-clock speed ratios against the LLaDA and Fast-dLLM baselines of the
     same task and length (measured in the same run)."""
-    by_key = {(r.task, r.gen_length, r.sampler): r for r in records}
+    by_key = {(r.task, r.gen_length, r.mask_ratio, r.sampler): r for r in records}
     rows = []
     for r in records:
         row = asdict(r)
         for base in ("llada", "fast-dllm-threshold"):
-            ref = by_key.get((r.task, r.gen_length, base))
+            ref = by_key.get((r.task, r.gen_length, r.mask_ratio, base))
             if ref is not None:
                 row[f"nfe_speedup_vs_{base}"] = ref.mean_nfe / r.mean_nfe
                 row[f"time_speedup_vs_{base}"] = ref.latency_s / r.latency_s
@@ -160,12 +187,13 @@ def speedups(records: list[Record]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| task | len | sampler | acc % | NFE | tok/s | latency s | Phase-1/blk | early-stop | "
+        "| task | len | masked | sampler | acc % | NFE | tok/s | latency s | Phase-1/blk | early-stop | "
         "NFE x vs LLaDA | time x vs LLaDA | time x vs Fast-dLLM |\n"
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = [
-        f"| {r['task']} | {r['gen_length']} | {r['sampler']} | {100 * r['accuracy']:.1f} | {r['mean_nfe']:.1f} | "
+        f"| {r['task']} | {r['gen_length']} | {r.get('mask_ratio', 1.0):.0%} | {r['sampler']} | "
+        f"{100 * r['accuracy']:.1f} | {r['mean_nfe']:.1f} | "
         f"{r['tokens_per_s']:.0f} | {r['latency_s']:.3f} | {r['phase1_steps_per_block']:.2f} | "
         f"{r['early_stop_rate']:.2f} | {r.get('nfe_speedup_vs_llada', float('nan')):.2f} | "
         f"{r.get('time_speedup_vs_llada', float('nan')):.2f} | "
@@ -197,12 +225,17 @@ def plot_accuracy_vs_nfe(rows: list[dict[str, Any]], out_dir: Path) -> list[Path
     paths = []
     for task in sorted({r["task"] for r in rows}):
         fig, ax = plt.subplots(figsize=(6, 4))
+        ratios = sorted({r.get("mask_ratio", 1.0) for r in rows})
         for sampler in dict.fromkeys(r["sampler"] for r in rows):
-            pts = sorted(
-                (r["mean_nfe"], 100 * r["accuracy"]) for r in rows if r["task"] == task and r["sampler"] == sampler
-            )
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=sampler)
+            for ratio in ratios:
+                pts = sorted(
+                    (r["mean_nfe"], 100 * r["accuracy"])
+                    for r in rows
+                    if r["task"] == task and r["sampler"] == sampler and r.get("mask_ratio", 1.0) == ratio
+                )
+                label = sampler if len(ratios) == 1 else f"{sampler} ({ratio:.0%} masked)"
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", label=label)
         ax.set(xscale="log", xlabel="mean NFE per answer (log)", ylabel="accuracy %", title=f"{task}: accuracy vs NFE")
         ax.set_ylim(-2, 102)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -228,18 +261,23 @@ def run_benchmark(
     batch_size: int,
     seed: int = 0,
     progress: bool = True,
+    mask_ratios: Iterable[float] = (1.0,),
 ) -> list[Record]:
-    """Every sampler on the same held-out test prompts of every task and generation length."""
+    """Every sampler on the same held-out test prompts of every task and generation length; mask
+    ratios below 1 also run each as infilling of the reference answers (`infill_canvases`)."""
     from . import tasks as task_suite
 
-    plan = [(t, g, s) for t in tasks for g in gen_lengths for s in samplers]
+    plan = [(t, g, m, s) for t in tasks for g in gen_lengths for m in mask_ratios for s in samplers]
     records = []
-    examples = {t: task_suite.generate_examples(t, "test", n, seed) for t in dict.fromkeys(t for t, _, _ in plan)}
+    examples = {t: task_suite.generate_examples(t, "test", n, seed) for t in dict.fromkeys(t for t, _, _, _ in plan)}
     warm_up = next(iter(examples.values()))[:batch_size]  # first-call costs must not land on one sampler
     ids, mask = loaded.encode_batch([ex.prompt for ex in warm_up])
     generate(loaded.denoiser, ids, attention_mask=mask, gen_length=block_length, block_length=block_length)
-    for task, gen_length, sampler in _bar(plan, progress):
+    for task, gen_length, ratio, sampler in _bar(plan, progress):
         prompts = [ex.prompt for ex in examples[task]]
+        canvases = None
+        if ratio < 1.0:
+            canvases = infill_canvases(loaded, [ex.target for ex in examples[task]], gen_length, ratio, seed)
 
         def score(i: int, text: str, task: str = task, prompts: list[str] = prompts) -> bool:
             return task_suite.score(task, prompts[i], text)
@@ -254,6 +292,8 @@ def run_benchmark(
                 gen_length=gen_length,
                 block_length=block_length,
                 batch_size=batch_size,
+                canvases=canvases,
+                mask_ratio=ratio,
             )
         )
     return records

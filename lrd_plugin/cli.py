@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep-r-f", nargs="+", type=float, default=[], metavar="R_F", help="add LRD at these r_f")
     bench.add_argument("--sweep-top-p", nargs="+", type=float, default=[], metavar="P", help="add LRD at these top_p")
     bench.add_argument(
+        "--mask-ratios",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        metavar="R",
+        help="also run infilling: the reference answer with this share of its positions masked (1 = generation)",
+    )
+    bench.add_argument(
         "--kl-gated",
         nargs="+",
         type=float,
@@ -245,6 +253,7 @@ def _bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         progress=True,
+        mask_ratios=args.mask_ratios,
     )
     rows = bench.speedups(records)
     cost = measure_step_cost(loaded.denoiser, block_length=args.block_length, config=lrd)

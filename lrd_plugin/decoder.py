@@ -75,8 +75,12 @@ def generate(
     generator: torch.Generator | None = None,
     record_kl: bool = False,
     progress: bool = False,
+    canvas: Tensor | None = None,
 ) -> GenerationOutput:
     """Decode `gen_length` tokens after `prompt` [B, Lp] with LRD.
+
+    `canvas` [B, gen_length] turns generation into infilling: its mask-id positions are decoded,
+    every other token is given and kept (None: all masked, plain generation).
 
     `attention_mask` [B, Lp] marks real prompt tokens (1) against left padding (0); position ids
     then count real tokens only, so a padded row decodes as it would alone. `cache` is ``none`` or
@@ -90,7 +94,10 @@ def generate(
     device = prompt.device
     table = model.embedding_table()
     sampler = LRDSampler(config, table, model.mask_id, track_kl=record_kl)
-    x = torch.cat([prompt, prompt.new_full((batch, gen_length), model.mask_id)], dim=1)
+    if canvas is None:
+        canvas = prompt.new_full((batch, gen_length), model.mask_id)
+    _check_canvas(canvas, batch, gen_length, model.embedding_table().shape[0])
+    x = torch.cat([prompt, canvas.to(prompt.device)], dim=1)
     keys, positions = _padding(attention_mask, batch, gen_length, device)
 
     blocks = gen_length // block_length
@@ -144,6 +151,14 @@ def generate(
         wall_time=time.perf_counter() - start_time,
         kl_trace=traces if record_kl else None,
     )
+
+
+def _check_canvas(canvas: Tensor, batch: int, gen_length: int, vocab: int) -> None:
+    if not isinstance(canvas, Tensor) or canvas.dtype != torch.long or tuple(canvas.shape) != (batch, gen_length):
+        got = f"{canvas.dtype} {tuple(canvas.shape)}" if isinstance(canvas, Tensor) else type(canvas).__name__
+        raise ValueError(f"canvas must be a [batch, gen_length] = [{batch}, {gen_length}] LongTensor, got {got}")
+    if bool(((canvas < 0) | (canvas >= vocab)).any()):
+        raise ValueError(f"canvas token ids must be in [0, {vocab - 1}] (mask id = to decode)")
 
 
 def _check_arguments(
