@@ -96,7 +96,7 @@ def generate(
     sampler = LRDSampler(config, table, model.mask_id, track_kl=record_kl)
     if canvas is None:
         canvas = prompt.new_full((batch, gen_length), model.mask_id)
-    _check_canvas(canvas, batch, gen_length, model.embedding_table().shape[0])
+    _check_canvas(canvas, batch, gen_length, table.shape[0])
     x = torch.cat([prompt, canvas.to(prompt.device)], dim=1)
     keys, positions = _padding(attention_mask, batch, gen_length, device)
 

@@ -84,7 +84,7 @@ class TinyModelRunner:
         replaced = torch.zeros(embeds.shape[0] * embeds.shape[1], dtype=torch.bool)
         if forward_batch.replace_positions is not None:
             replaced[forward_batch.replace_positions] = True
-        replaced = replaced.view(batch, -1)
+        counts = replaced.view(batch, -1).sum(dim=1).tolist()
         positions = forward_batch.positions.view(batch, -1)
         logits = []
         for i, rid in enumerate(forward_batch.rids):
@@ -94,12 +94,10 @@ class TinyModelRunner:
                 position_ids=positions[i : i + 1],
                 use_cache=True,
             )
-            self.pending[rid] = (out.past_key_values, int(replaced[i].sum()))
+            self.pending[rid] = (out.past_key_values, counts[i])
             logits.append(out.logits[0])
         self.forwards.append(
-            ForwardRecord(
-                list(forward_batch.rids), {r: int(replaced[i].sum()) for i, r in enumerate(forward_batch.rids)}
-            )
+            ForwardRecord(list(forward_batch.rids), dict(zip(forward_batch.rids, counts, strict=True)))
         )
         output = LogitsProcessorOutput(next_token_logits=None, full_logits=torch.cat(logits))
         return ModelRunnerOutput(logits_output=output, can_run_graph=False)

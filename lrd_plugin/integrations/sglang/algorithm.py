@@ -105,9 +105,10 @@ class LRD(DllmAlgorithm):
         logits = full_logits.view(batch, n, full_logits.shape[-1])
         input_ids = forward_batch.input_ids.view(batch, n)
         open_ = self._open_positions(forward_batch)
+        has_open = open_.any(dim=1).tolist()  # one device sync per step, not one per request
         done = []
         for i, state in enumerate(states):
-            if not bool(open_[i].any()):
+            if not has_open[i]:
                 # the forward just run saw hard tokens only: its KV may stay
                 state.block = None
                 done.append(True)

@@ -42,13 +42,14 @@ def lrd_config(algorithm_config: Mapping[str, Any] | None) -> LRDConfig:
             f"got {type(algorithm_config).__name__}"
         )
     values = dict(algorithm_config)
+    allowed = allowed_keys()
     for key in values:
         if not isinstance(key, str):
-            raise ValueError(f"--dllm-algorithm-config key {key!r} is not a name; allowed keys: {allowed_keys()}")
+            raise ValueError(f"--dllm-algorithm-config key {key!r} is not a name; allowed keys: {allowed}")
         if key in REFUSED:
             raise ValueError(f"--dllm-algorithm-config key {key!r} is not accepted by LRD in SGLang: {REFUSED[key]}")
-        if key not in allowed_keys():
-            raise ValueError(f"unknown --dllm-algorithm-config key {key!r} for LRD; allowed keys: {allowed_keys()}")
+        if key not in allowed:
+            raise ValueError(f"unknown --dllm-algorithm-config key {key!r} for LRD; allowed keys: {allowed}")
     block_size = values.pop("block_size", None)
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
         raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
