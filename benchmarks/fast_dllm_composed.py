@@ -7,7 +7,8 @@ The embedded default is loaded into upstream's own ``LLaDAModelLM``; every promp
 upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (threshold 0.9 and factor
 1.0, block 32, batch 1 as in Fast-dLLM's evaluation scripts) five ways: upstream itself
 (``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise),
-LRD with the paper's settings, LRD with the ``kl_gated`` early stop, and LRD without early stop.
+LRD with the paper's early stop, LRD with the package's default early stop (``per_position``; over
+the block on the dual cache, which predicts only the block), and LRD without early stop.
 Settings are interleaved per prompt so that machine noise falls on all of them alike. Writes
 ``results.json`` and ``results.md`` into ``--out``.
 """
@@ -37,8 +38,8 @@ CACHES = {"prefix": "generate_with_prefix_cache", "dual": "generate_with_dual_ca
 VARIANTS = {
     "fast-dllm": {},
     "plugin, LRD off": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
-    "fast-dllm + lrd": {"sampler": "lrd"},
-    "fast-dllm + lrd, kl_gated stop": {"sampler": "lrd", "lrd_early_stop_rule": "kl_gated"},
+    "fast-dllm + lrd, paper stop": {"sampler": "lrd", "lrd_early_stop_rule": "paper", "lrd_early_stop_scope": "block"},
+    "fast-dllm + lrd": {"sampler": "lrd"},  # the package default early stop
     "fast-dllm + lrd, no early stop": {"sampler": "lrd", "lrd_early_stop": False},
 }
 
@@ -120,7 +121,7 @@ def main() -> None:
     print(table)
 
 
-LRD_VARIANTS = ("fast-dllm + lrd", "fast-dllm + lrd, kl_gated stop", "fast-dllm + lrd, no early stop")
+LRD_VARIANTS = ("fast-dllm + lrd, paper stop", "fast-dllm + lrd", "fast-dllm + lrd, no early stop")
 
 
 def markdown(records: list[dict[str, Any]]) -> str:
@@ -129,7 +130,7 @@ def markdown(records: list[dict[str, Any]]) -> str:
     by_key: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in records:
         by_key.setdefault((r["task"], r["gen_length"], r["cache"], r["rule"]), {})[r["variant"]] = r
-    heads = ["+LRD (paper stop)", "+LRD (kl_gated stop)", "+LRD (no early stop)"]
+    heads = ["+LRD (paper stop)", "+LRD (default stop)", "+LRD (no early stop)"]
     lines = [
         "| task | gen | cache | rule | Fast-dLLM acc, NFE | "
         + " | ".join(f"{h}: Δ acc, NFE, speedup" for h in heads)

@@ -26,6 +26,7 @@ from lrd_plugin.integrations.fast_dllm.settings import active
 VOCAB, MASK, PAD = 200, 190, 191
 GREEDY = {"temperature": 0.0, "top_p": None, "top_k": None}  # the model config's defaults would sample
 BASE = {"lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False}
+PAPER = {"lrd_early_stop_rule": "paper", "lrd_early_stop_scope": "block"}  # LRDConfig.paper()
 ALGS = {"entropy": 0.9, "confidence_threshold": 0.5}  # alg -> threshold
 CACHES = {"prefix": False, "dual": True}  # cache -> dual_cache
 _MASK_INDEX = torch.tensor([MASK])
@@ -185,13 +186,13 @@ def test_lrd_completes_in_no_more_forwards(dream: SimpleNamespace, cache: str, a
     tiny, prompt = Tiny(dream), _prompt(batch=2)
     settings = _settings(alg, "prefix" if cache == "none" else cache, use_cache=cache != "none")
     _, base_nfe = tiny.run(prompt, sampler="lrd", **BASE, **settings)
-    got, nfe = tiny.run(prompt, sampler="lrd", **settings)  # the paper's defaults
+    got, nfe = tiny.run(prompt, sampler="lrd", **PAPER, **settings)  # the paper's settings
     _assert_complete(got, prompt, 24)
     # Holds here because this model's predictions settle at once, so Phase 1 ends after two forwards
     # and the KL early stop finalises blocks; refinement alone may spend more forwards than the base.
     assert nfe <= base_nfe
     if alg == "entropy":  # guaranteed without refinement: the schedule's length bounds every block
-        got, nfe = tiny.run(prompt, sampler="lrd", lrd_refinement=False, **settings)
+        got, nfe = tiny.run(prompt, sampler="lrd", lrd_refinement=False, **PAPER, **settings)
         _assert_complete(got, prompt, 24)
         assert nfe <= base_nfe
 

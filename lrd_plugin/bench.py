@@ -20,14 +20,22 @@ from .config import LRDConfig
 from .decoder import generate
 from .loading import LoadedModel
 
+BASELINE_FAMILIES = ("fast-dllm-threshold", "fast-dllm-factor")
+
 
 @dataclass(frozen=True)
 class Sampler:
-    """One decoding setting: a config and a cache mode."""
+    """One decoding setting: a config and a cache mode. Samplers of one `family` differ in one knob
+    (a threshold, a gate): the Pareto plots draw each family as one accuracy-vs-NFE curve."""
 
     name: str
     config: LRDConfig
     cache: str
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
 
 
 def standard_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
@@ -38,6 +46,7 @@ def standard_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
         Sampler("fast-dllm-threshold", LRDConfig.base(policy="threshold", threshold=0.9), "prefix"),
         Sampler("fast-dllm-factor", LRDConfig.base(policy="factor", factor=1.0), "prefix"),
         Sampler("lrd", lrd, "none"),
+        Sampler("lrd (paper stop)", lrd.replace(early_stop_rule="paper", early_stop_scope="block"), "none"),
         Sampler("lrd+fast-dllm-threshold", lrd.replace(policy="threshold", threshold=0.9), "prefix"),
         Sampler("lrd+fast-dllm-factor", lrd.replace(policy="factor", factor=1.0), "prefix"),
     ]
@@ -56,23 +65,39 @@ def ablation_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
 def sweep_samplers(field: str, values: Iterable[float], lrd: LRDConfig | None = None) -> list[Sampler]:
     """LRD with one field swept (the paper's Figs. 4-5 sweep r_f and top_p)."""
     lrd = lrd or LRDConfig()
-    return [Sampler(f"lrd {field}={v:g}", lrd.replace(**{field: v}), "none") for v in values]
+    return [Sampler(f"lrd {field}={v:g}", lrd.replace(**{field: v}), "none", f"lrd {field} sweep") for v in values]
 
 
-def kl_gated_samplers(confidences: Iterable[float], lrd: LRDConfig | None = None) -> list[Sampler]:
-    """LRD with the ``kl_gated`` early stop at these confidence gates, alone and composed with
-    Fast-dLLM's threshold rule (issue: an early stop that cannot collapse accuracy)."""
+def gated_samplers(rule: str, confidences: Iterable[float], lrd: LRDConfig | None = None) -> list[Sampler]:
+    """LRD with a gated early stop (``kl_gated`` or ``per_position``) at these confidence gates,
+    alone and composed with Fast-dLLM's threshold rule."""
     lrd = lrd or LRDConfig()
     samplers = []
     for c in confidences:
-        gated = lrd.replace(early_stop_rule="kl_gated", early_stop_confidence=c)
-        samplers.append(Sampler(f"lrd kl_gated c={c:g}", gated, "none"))
-        samplers.append(
-            Sampler(
-                f"lrd kl_gated c={c:g}+fast-dllm-threshold", gated.replace(policy="threshold", threshold=0.9), "prefix"
-            )
-        )
+        gated = lrd.replace(early_stop_rule=rule, early_stop_confidence=c)
+        composed = gated.replace(policy="threshold", threshold=0.9)
+        samplers.append(Sampler(f"lrd {rule} c={c:g}", gated, "none", f"lrd {rule}"))
+        samplers.append(Sampler(f"lrd {rule} c={c:g}+fast-dllm-threshold", composed, "prefix", f"lrd {rule}+fast-dllm"))
     return samplers
+
+
+def kl_gated_samplers(confidences: Iterable[float], lrd: LRDConfig | None = None) -> list[Sampler]:
+    return gated_samplers("kl_gated", confidences, lrd)
+
+
+def baseline_sweeps(thresholds: Iterable[float] = (), factors: Iterable[float] = ()) -> list[Sampler]:
+    """Fast-dLLM's threshold and factor rules at several settings: the baselines' own
+    accuracy-vs-NFE curves, to compare a strategy with them at equal accuracy."""
+    rules = [("threshold", t) for t in thresholds] + [("factor", f) for f in factors]
+    return [
+        Sampler(
+            f"fast-dllm-{rule} {rule[0]}={v:g}",
+            LRDConfig.base(policy=rule, **{rule: v}),
+            "prefix",
+            f"fast-dllm-{rule}",
+        )
+        for rule, v in rules
+    ]
 
 
 @dataclass
@@ -91,6 +116,7 @@ class Record:
     config: dict[str, Any]
     cache: str
     mask_ratio: float = 1.0  # share of the answer region left masked (1.0: plain generation)
+    family: str = ""  # the sampler's family (one curve in the Pareto plots)
 
 
 def run_sampler(
@@ -147,6 +173,7 @@ def run_sampler(
         config=sampler.config.to_dict(),
         cache=sampler.cache,
         mask_ratio=mask_ratio,
+        family=sampler.family,
     )
 
 
@@ -204,16 +231,21 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_report(rows: list[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> list[Path]:
-    """results.json, results.md and (with matplotlib) one accuracy-vs-NFE plot per task."""
+    """results.json, results.md, equal_accuracy.md (the ``lrd`` sampler against LRD without early
+    stop and the baselines' curves) and (with matplotlib) one accuracy-vs-NFE figure per task."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "results.json", out_dir / "results.md"]
-    written[0].write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    summary = equal_accuracy(rows, "lrd")
+    written = [out_dir / "results.json", out_dir / "results.md", out_dir / "equal_accuracy.md"]
+    written[0].write_text(json.dumps({"meta": meta, "results": rows, "equal_accuracy": summary}, indent=2))
     written[1].write_text(markdown_table(rows))
+    written[2].write_text(equal_accuracy_table(summary, BASELINE_FAMILIES))
     written += plot_accuracy_vs_nfe(rows, out_dir)
     return written
 
 
 def plot_accuracy_vs_nfe(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One figure per task, one panel per generation length x mask ratio, each sampler family one
+    accuracy-vs-NFE curve (its members sorted by NFE): the Pareto view of every setting run."""
     try:
         import matplotlib
 
@@ -224,30 +256,107 @@ def plot_accuracy_vs_nfe(rows: list[dict[str, Any]], out_dir: Path) -> list[Path
         return []
     paths = []
     for task in sorted({r["task"] for r in rows}):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ratios = sorted({r.get("mask_ratio", 1.0) for r in rows})
-        for sampler in dict.fromkeys(r["sampler"] for r in rows):
-            for ratio in ratios:
+        mine = [r for r in rows if r["task"] == task]
+        panels = sorted({(r["gen_length"], r.get("mask_ratio", 1.0)) for r in mine}, key=lambda k: (-k[1], k[0]))
+        cols = min(3, len(panels))
+        nrows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.6 * nrows), squeeze=False)
+        families = list(dict.fromkeys(r.get("family") or r["sampler"] for r in mine))
+        colours = plt.get_cmap("tab20")
+        for ax, (gen_length, ratio) in zip(axes.flat, panels, strict=False):
+            for family in families:
                 pts = sorted(
                     (r["mean_nfe"], 100 * r["accuracy"])
-                    for r in rows
-                    if r["task"] == task and r["sampler"] == sampler and r.get("mask_ratio", 1.0) == ratio
+                    for r in mine
+                    if (r.get("family") or r["sampler"]) == family
+                    and (r["gen_length"], r.get("mask_ratio", 1.0)) == (gen_length, ratio)
                 )
-                label = sampler if len(ratios) == 1 else f"{sampler} ({ratio:.0%} masked)"
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), marker="o", label=label)
-        ax.set(xscale="log", xlabel="mean NFE per answer (log)", ylabel="accuracy %", title=f"{task}: accuracy vs NFE")
-        ax.set_ylim(-2, 102)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        path = out_dir / f"accuracy_vs_nfe_{task}.png"
+                    style = {
+                        "color": colours(families.index(family) % 20),
+                        "marker": "os^Dv"[families.index(family) % 5],
+                    }
+                    ax.plot(*zip(*pts, strict=True), markersize=4, label=family, **style)
+            regime = "generation" if ratio == 1.0 else f"infilling, {ratio:.0%} masked"
+            ax.set(xscale="log", xlabel="mean NFE per answer (log)", ylabel="accuracy %")
+            ax.set_title(f"{task}, length {gen_length}, {regime}", fontsize=9)
+            ax.set_ylim(-2, 102)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.axis("off")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+        path = out_dir / f"accuracy_vs_nfe_{task}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def equal_accuracy(
+    rows: list[dict[str, Any]],
+    strategy: str,
+    reference: str = "lrd w/o early stop",
+    baselines: tuple[str, ...] = BASELINE_FAMILIES,
+) -> list[dict[str, Any]]:
+    """Per task x length x mask ratio: `strategy` against `reference` (accuracy difference, NFE), the
+    LLaDA baseline's NFE, and for each baseline family the fewest NFE any of its settings needs to
+    reach at least the strategy's accuracy (None when none does; its best accuracy is given)."""
+    panel = {}
+    for r in rows:
+        panel.setdefault((r["task"], r["gen_length"], r.get("mask_ratio", 1.0)), []).append(r)
+    out = []
+    for (task, gen_length, ratio), members in panel.items():
+        by_name = {r["sampler"]: r for r in members}
+        if strategy not in by_name:
+            continue
+        mine, ref = by_name[strategy], by_name.get(reference)
+        row: dict[str, Any] = {
+            "task": task,
+            "gen_length": gen_length,
+            "mask_ratio": ratio,
+            "accuracy": mine["accuracy"],
+            "mean_nfe": mine["mean_nfe"],
+            "reference_accuracy": None if ref is None else ref["accuracy"],
+            "reference_nfe": None if ref is None else ref["mean_nfe"],
+            "llada_nfe": by_name["llada"]["mean_nfe"] if "llada" in by_name else None,
+        }
+        for family in baselines:
+            fam = [r for r in members if (r.get("family") or r["sampler"]) == family]
+            reach = [r["mean_nfe"] for r in fam if r["accuracy"] >= mine["accuracy"]]
+            row[f"{family}_nfe"] = min(reach) if reach else None
+            row[f"{family}_best_accuracy"] = max((r["accuracy"] for r in fam), default=None)
+        out.append(row)
+    return out
+
+
+def equal_accuracy_table(rows: list[dict[str, Any]], baselines: tuple[str, ...]) -> str:
+    """Markdown for `equal_accuracy` rows."""
+    head = "| task | len | masked | acc % | NFE | vs w/o early stop: Δ acc, NFE | LLaDA NFE | " + " | ".join(
+        f"{b} NFE at ≥ equal acc" for b in baselines
+    )
+    lines = [head + " |", "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(baselines)]
+    for r in rows:
+        ref = (
+            "–"
+            if r["reference_accuracy"] is None
+            else f"{100 * (r['accuracy'] - r['reference_accuracy']):+.1f}, {r['reference_nfe']:.1f}"
+        )
+        cells = [
+            f"{r[f'{b}_nfe']:.1f}"
+            if r[f"{b}_nfe"] is not None
+            else f"never (best {100 * (r[f'{b}_best_accuracy'] or 0):.1f} %)"
+            for b in baselines
+        ]
+        llada = "–" if r["llada_nfe"] is None else f"{r['llada_nfe']:.1f}"
+        lines.append(
+            f"| {r['task']} | {r['gen_length']} | {r['mask_ratio']:.0%} | {100 * r['accuracy']:.1f} | "
+            f"{r['mean_nfe']:.1f} | {ref} | {llada} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def run_benchmark(

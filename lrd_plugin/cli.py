@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -73,6 +74,32 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="C",
         help="add LRD (alone and with Fast-dLLM threshold) with the kl_gated early stop at these confidence gates",
+    )
+    bench.add_argument(
+        "--per-position",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="C",
+        help="add LRD (alone and with Fast-dLLM threshold) with the per_position early stop at these gates",
+    )
+    bench.add_argument(
+        "--sweep-threshold",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="T",
+        help="add Fast-dLLM's threshold rule at these thresholds (its accuracy-vs-NFE curve)",
+    )
+    bench.add_argument(
+        "--sweep-factor", nargs="+", type=float, default=[], metavar="F", help="add Fast-dLLM's factor rule at these f"
+    )
+    bench.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,…",
+        help="add LRD with any numeric LRDConfig field swept (repeatable), e.g. tau_decode=0.01,0.1,1",
     )
     bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for JSON, Markdown and plots")
     bench.set_defaults(run=_bench)
@@ -241,7 +268,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.ablations:
         samplers += bench.ablation_samplers(lrd)
     samplers += bench.sweep_samplers("r_f", args.sweep_r_f, lrd) + bench.sweep_samplers("top_p", args.sweep_top_p, lrd)
-    samplers += bench.kl_gated_samplers(args.kl_gated, lrd)
+    for text in args.sweep:
+        field, values = _parse_sweep(text)
+        samplers += bench.sweep_samplers(field, values, lrd)
+    samplers += bench.gated_samplers("kl_gated", args.kl_gated, lrd)
+    samplers += bench.gated_samplers("per_position", args.per_position, lrd)
+    samplers += bench.baseline_sweeps(args.sweep_threshold, args.sweep_factor)
+    _check_unique(samplers)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
     records = bench.run_benchmark(
         loaded,
@@ -269,11 +302,37 @@ def _bench(args: argparse.Namespace) -> int:
     paths = bench.write_report(rows, meta, args.out)
     print(f"model: {loaded.description}; {args.n} held-out prompts per task, block {args.block_length}\n")
     print(bench.markdown_table(rows))
+    summary = bench.equal_accuracy(rows, "lrd")
+    if any(r["reference_accuracy"] is not None for r in summary):
+        print("LRD (as configured) against LRD without early stop, and the Fast-dLLM rules at equal accuracy:\n")
+        print(bench.equal_accuracy_table(summary, bench.BASELINE_FAMILIES))
     print(_step_cost_line(cost))
     if loaded.random_weights:
         print("note: random weights -- accuracy is meaningless here, only NFE and cost are.")
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _parse_sweep(text: str) -> tuple[str, list[float]]:
+    field, sep, values = text.partition("=")
+    numeric = [f.name for f in dataclasses.fields(LRDConfig) if f.type in ("float", "int")]
+    if not sep or field not in numeric:
+        raise SystemExit(f"--sweep expects FIELD=V1,V2,... with FIELD one of {numeric}, got {text!r}")
+    try:
+        parsed = [json.loads(v) for v in values.split(",") if v]
+    except json.JSONDecodeError:
+        parsed = []
+    if not parsed or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parsed):
+        raise SystemExit(f"--sweep {field}: expected comma-separated numbers, got {values!r}")
+    return field, parsed
+
+
+def _check_unique(samplers: list[Any]) -> None:
+    seen: set[str] = set()
+    for s in samplers:
+        if s.name in seen:
+            raise SystemExit(f"sampler {s.name!r} is requested twice; drop the duplicate setting")
+        seen.add(s.name)
 
 
 def _step_cost_line(cost: StepCost) -> str:

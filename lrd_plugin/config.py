@@ -2,7 +2,11 @@
 
 Defaults are the paper's (arXiv 2510.11052, App. A): top-p 0.9, r_f 0.15 (the paper varies it in
 [0.1, 0.2]), tau_refine = tau_decode = 0.1, at most 20 refinement steps, greedy decoding and one
-lowest-entropy commit per step.
+lowest-entropy commit per step -- except the early stop. The paper's rule (commit every open
+position once the mean KL is below tau_decode) fires while predictions are stable but wrong and
+cost up to 44 points on the project's benchmark; the default is the ``per_position`` rule over the
+whole answer with a 0.99 confidence gate, chosen on the evidence in the README.
+`LRDConfig.paper()` gives the paper's rule for reproduction.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 POLICIES = ("lowest_entropy", "low_confidence", "threshold", "factor")
 ALPHA_FORMS = ("one_minus_entropy", "entropy")
 EARLY_STOP_SCOPES = ("block", "sequence")
-EARLY_STOP_RULES = ("paper", "kl_gated")
+EARLY_STOP_RULES = ("paper", "kl_gated", "per_position")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,11 @@ class LRDConfig:
             position it covers, each to its prediction. ``kl_gated``: only the covered positions that
             are themselves stable (own KL < tau_decode) and confident (probability >=
             early_stop_confidence), in parallel; the others keep refining, so an unstable or
-            unconfident position is never finalised by the stop.
-        early_stop_confidence: the ``kl_gated`` confidence gate, in [0, 1].
+            unconfident position is never finalised by the stop. ``per_position``: the same test
+            per position without waiting for the block's mean KL: every Phase-2 step also commits
+            each covered position that is stable and confident (a stable position need not wait for
+            an unstable neighbour).
+        early_stop_confidence: the ``kl_gated`` and ``per_position`` confidence gate, in [0, 1].
     Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
     Commit policy (Phase 2):
         policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
@@ -63,9 +70,9 @@ class LRDConfig:
     tau_refine: float = 0.1
     tau_decode: float = 0.1
     max_refine_steps: int = 20
-    early_stop_scope: str = "block"
-    early_stop_rule: str = "paper"
-    early_stop_confidence: float = 0.9
+    early_stop_scope: str = "sequence"
+    early_stop_rule: str = "per_position"
+    early_stop_confidence: float = 0.99
     refinement: bool = True
     mixing: bool = True
     early_stop: bool = True
@@ -123,6 +130,11 @@ class LRDConfig:
     def replace(self, **changes: Any) -> LRDConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def paper(cls, **changes: Any) -> LRDConfig:
+        """The paper's settings, early stop included (its literal rule over the block)."""
+        return cls(**{"early_stop_rule": "paper", "early_stop_scope": "block", **changes})
 
     @classmethod
     def base(cls, **changes: Any) -> LRDConfig:

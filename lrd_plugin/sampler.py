@@ -179,6 +179,8 @@ class LRDSampler:
             commit |= extra
             if cfg.early_stop_scope == "sequence":
                 stop_all = decoding & (kl_window < cfg.tau_decode)
+                if cfg.early_stop_rule == "per_position":
+                    stop_all = decoding
                 state.finished_sequence |= stop_all & ~(open_window & ~commit).any(dim=-1)
 
         state.tokens = torch.where(commit, x0, state.tokens)
@@ -244,14 +246,18 @@ class LRDSampler:
         It fires for the block when the block's mean KL is < tau_decode (and, with sequence scope,
         for every open position when the window's mean KL is). ``paper`` then commits every position
         it covers; ``kl_gated`` only those that are themselves stable (own KL < tau_decode) and
-        confident (prediction probability >= early_stop_confidence), the rest keep refining."""
+        confident (prediction probability >= early_stop_confidence), the rest keep refining.
+        ``per_position`` applies that per-position test at every Phase-2 step, mean KL or not."""
         cfg = self.config
         in_block = torch.arange(left_open.shape[1], device=left_open.device) < state.block_length
-        fire = (decoding & (kl_block < cfg.tau_decode)).unsqueeze(-1) & in_block
-        if cfg.early_stop_scope == "sequence":
-            fire = fire | (decoding & (kl_window < cfg.tau_decode)).unsqueeze(-1)
+        if cfg.early_stop_rule == "per_position":
+            fire = decoding.unsqueeze(-1) & (in_block | (cfg.early_stop_scope == "sequence"))
+        else:
+            fire = (decoding & (kl_block < cfg.tau_decode)).unsqueeze(-1) & in_block
+            if cfg.early_stop_scope == "sequence":
+                fire = fire | (decoding & (kl_window < cfg.tau_decode)).unsqueeze(-1)
         extra = left_open & fire
-        if cfg.early_stop_rule == "kl_gated":
+        if cfg.early_stop_rule != "paper":
             confidence = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
             extra &= (kl_pos < cfg.tau_decode) & (confidence >= cfg.early_stop_confidence)
         return extra

@@ -28,7 +28,7 @@ def records():
 
 
 def test_every_task_length_and_sampler_is_measured(records):
-    assert len(records) == 2 * 1 * 10
+    assert len(records) == 2 * 1 * 11
     for r in records:
         assert r.n == 2 and 0.0 <= r.accuracy <= 1.0 and r.latency_s > 0 and r.tokens_per_s > 0
         assert 1 <= r.mean_nfe <= 2 * (20 + 8)
@@ -36,6 +36,7 @@ def test_every_task_length_and_sampler_is_measured(records):
     assert by_name["llada"].mean_nfe == 16 and by_name["llada"].phase1_steps_per_block == 0  # one token per step
     assert by_name["lrd w/o refinement"].phase1_steps_per_block == 0
     assert by_name["lrd w/o early stop"].early_stop_rate == 0
+    assert by_name["lrd (paper stop)"].config["early_stop_rule"] == "paper"
     assert by_name["lrd r_f=0.3"].config["r_f"] == 0.3
     assert by_name["fast-dllm-threshold"].cache == "prefix" and by_name["lrd"].cache == "none"
 
@@ -55,10 +56,32 @@ def test_speedups_compare_against_both_baselines_of_the_same_run(records):
 def test_report_files(records, tmp_path):
     paths = bench.write_report(bench.speedups(records), {"model": "test"}, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["accuracy_vs_nfe_arith.png", "accuracy_vs_nfe_sudoku.png", "results.json", "results.md"]
+    assert names == [
+        "accuracy_vs_nfe_arith.png",
+        "accuracy_vs_nfe_sudoku.png",
+        "equal_accuracy.md",
+        "results.json",
+        "results.md",
+    ]
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["meta"] == {"model": "test"} and len(data["results"]) == len(records)
+    assert [(r["task"], r["reference_nfe"] is not None) for r in data["equal_accuracy"]] == [
+        ("arith", True),
+        ("sudoku", True),
+    ]
     assert (tmp_path / "accuracy_vs_nfe_arith.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_command_refuses_bad_sweeps_and_duplicates(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="FIELD one of"):
+        main(["bench", "--quick", "--sweep", "alpha_form=entropy", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="comma-separated numbers"):
+        main(["bench", "--quick", "--sweep", "tau_decode=a,b", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="requested twice"):
+        main(["bench", "--quick", "--sweep-threshold", "0.9", "0.9", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["bench", "--quick", "--per-position", "1.5", "--out", str(tmp_path)])
+    assert "early_stop_confidence must be in [0.0, 1.0], got 1.5" in capsys.readouterr().err
 
 
 def test_bench_command_quick(tmp_path, capsys):
@@ -69,11 +92,55 @@ def test_bench_command_quick(tmp_path, capsys):
     assert meta["n_per_task"] == 2 and LRDConfig.from_dict(meta["lrd_config"]).r_f == 0.2
 
 
-def test_kl_gated_samplers_run_alone_and_composed_with_fast_dllm():
-    alone, composed = bench.kl_gated_samplers([0.8])
-    assert alone.config.early_stop_rule == composed.config.early_stop_rule == "kl_gated"
+@pytest.mark.parametrize("rule", ["kl_gated", "per_position"])
+def test_gated_samplers_run_alone_and_composed_with_fast_dllm(rule):
+    alone, composed = bench.gated_samplers(rule, [0.8])
+    assert alone.config.early_stop_rule == composed.config.early_stop_rule == rule
     assert alone.config.early_stop_confidence == 0.8 and alone.cache == "none"
     assert (composed.config.policy, composed.config.threshold, composed.cache) == ("threshold", 0.9, "prefix")
+    assert alone.family == f"lrd {rule}" and composed.family == f"lrd {rule}+fast-dllm"
+
+
+def test_baseline_sweeps_join_the_standard_baselines_family():
+    sweeps = bench.baseline_sweeps([0.99], [0.5])
+    assert [(s.name, s.family, s.cache) for s in sweeps] == [
+        ("fast-dllm-threshold t=0.99", "fast-dllm-threshold", "prefix"),
+        ("fast-dllm-factor f=0.5", "fast-dllm-factor", "prefix"),
+    ]
+    assert sweeps[0].config == LRDConfig.base(policy="threshold", threshold=0.99)
+    standard = {s.name: s.family for s in bench.standard_samplers()}
+    assert standard["fast-dllm-threshold"] == "fast-dllm-threshold" and standard["lrd"] == "lrd"
+
+
+def _row(sampler, accuracy, nfe, family=None, task="arith"):
+    return {
+        "task": task,
+        "gen_length": 64,
+        "mask_ratio": 1.0,
+        "sampler": sampler,
+        "family": family or sampler,
+        "accuracy": accuracy,
+        "mean_nfe": nfe,
+    }
+
+
+def test_equal_accuracy_finds_the_cheapest_baseline_setting_that_is_as_accurate():
+    rows = [
+        _row("llada", 0.8, 64),
+        _row("lrd w/o early stop", 0.8, 66),
+        _row("lrd", 0.795, 12),
+        _row("fast-dllm-threshold", 0.6, 4, "fast-dllm-threshold"),
+        _row("fast-dllm-threshold t=0.99", 0.8, 9, "fast-dllm-threshold"),
+        _row("fast-dllm-threshold t=0.999", 0.81, 14, "fast-dllm-threshold"),
+        _row("fast-dllm-factor", 0.7, 3, "fast-dllm-factor"),
+        _row("llada", 1.0, 64, task="list"),
+    ]
+    [summary] = bench.equal_accuracy(rows, "lrd")
+    assert summary["accuracy"] == 0.795 and summary["reference_accuracy"] == 0.8 and summary["llada_nfe"] == 64
+    assert summary["fast-dllm-threshold_nfe"] == 9  # t=0.99 is the cheapest setting at >= 79.5 %
+    assert summary["fast-dllm-factor_nfe"] is None and summary["fast-dllm-factor_best_accuracy"] == 0.7
+    table = bench.equal_accuracy_table([summary], ("fast-dllm-threshold", "fast-dllm-factor"))
+    assert "| arith | 64 | 100% | 79.5 | 12.0 | -0.5, 66.0 | 64.0 | 9.0 | never (best 70.0 %) |" in table
 
 
 def test_infilling_keeps_the_given_tokens_and_scores_the_whole_answer():

@@ -96,7 +96,7 @@ def test_tau_refine_zero_spends_exactly_max_refine_steps_in_every_block(seed, sh
 def test_huge_tau_decode_finishes_each_block_at_the_first_kl(mixing, cache):
     """The first forward of a block has no previous prediction (KL = inf) and commits by the
     policy; the second has a finite KL < tau_decode and commits the rest of the block."""
-    cfg = LRDConfig(refinement=False, mixing=mixing, tau_decode=1e9)
+    cfg = LRDConfig.paper(refinement=False, mixing=mixing, tau_decode=1e9)
     out = generate(_adapter(), _prompt(2, 5), gen_length=24, block_length=8, config=cfg, cache=cache)
     assert out.early_stopped.all()
     assert (out.refine_steps == 0).all() and (out.decode_steps == 2).all()
@@ -108,7 +108,7 @@ def test_huge_tau_decode_finishes_each_block_at_the_first_kl(mixing, cache):
 def test_huge_taus_with_refinement_finish_each_block_on_its_first_decode_forward():
     """One refine forward (KL = inf cannot converge), then the forward that ends Phase 1 also
     early-stops: decode_steps == 1 per block."""
-    cfg = LRDConfig(tau_refine=1e9, tau_decode=1e9)
+    cfg = LRDConfig.paper(tau_refine=1e9, tau_decode=1e9)
     out = generate(_adapter(), _prompt(2, 5), gen_length=24, block_length=8, config=cfg)
     assert out.early_stopped.all()
     assert (out.refine_steps == 1).all() and (out.decode_steps == 1).all()
@@ -132,7 +132,7 @@ def test_tiny_blocks_do_not_count_as_early_stopped():
 @pytest.mark.parametrize("refinement", [False, True])
 @pytest.mark.parametrize("cache", ["none", "prefix"])
 def test_sequence_scope_finishes_the_whole_answer_in_the_first_block(refinement, cache):
-    cfg = LRDConfig(refinement=refinement, tau_refine=1e9, tau_decode=1e9, early_stop_scope="sequence")
+    cfg = LRDConfig.paper(refinement=refinement, tau_refine=1e9, tau_decode=1e9, early_stop_scope="sequence")
     out = generate(_adapter(), _prompt(2, 5), gen_length=16, block_length=4, config=cfg, cache=cache, record_kl=True)
     first_block = out.refine_steps[:, 0] + out.decode_steps[:, 0]
     assert out.stopped_sequence.all()
@@ -156,10 +156,10 @@ def test_sequence_scope_finishes_the_whole_answer_in_the_first_block(refinement,
 # --- KL trace ------------------------------------------------------------------------------------
 
 KL_CONFIGS = [
-    LRDConfig(),
-    LRDConfig(max_refine_steps=2, tau_refine=0.0, tau_decode=0.0, policy="threshold"),
-    LRDConfig(refinement=False, tau_decode=1e-3, policy="factor"),
-    LRDConfig(early_stop_scope="sequence", tau_decode=1e-4),
+    LRDConfig.paper(),
+    LRDConfig.paper(max_refine_steps=2, tau_refine=0.0, tau_decode=0.0, policy="threshold"),
+    LRDConfig.paper(refinement=False, tau_decode=1e-3, policy="factor"),
+    LRDConfig.paper(early_stop_scope="sequence", tau_decode=1e-4),
 ]
 
 
@@ -348,7 +348,7 @@ def test_paper_config_saves_forwards_over_the_base_policy_within_the_bound(seed,
     adapter = _adapter(seed, sharpness)
     prompt = _prompt(2, 6, seed)
     gen_length, block_length = 32, 8
-    paper_cfg = LRDConfig(policy="lowest_entropy")
+    paper_cfg = LRDConfig.paper(policy="lowest_entropy")
     paper = generate(adapter, prompt, gen_length=gen_length, block_length=block_length, config=paper_cfg, cache=cache)
     base = generate(
         adapter, prompt, gen_length=gen_length, block_length=block_length, config=LRDConfig.base(), cache=cache

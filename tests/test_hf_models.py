@@ -57,7 +57,7 @@ def test_masked_lm_base_policies_match_the_oracle(kind, policy):
 def test_lrd_on_a_masked_lm_refines_and_leaves_no_mask():
     adapter = HFDenoiser(tiny_mlm("bert", seed=3), MASK)
     prompt = torch.randint(2, MASK, (2, 5), generator=torch.Generator().manual_seed(1))
-    out = generate(adapter, prompt, gen_length=16, block_length=8, config=LRDConfig(), record_kl=True)
+    out = generate(adapter, prompt, gen_length=16, block_length=8, config=LRDConfig.paper(), record_kl=True)
     assert not (out.generated == MASK).any()
     assert (out.refine_steps >= 1).all()
     assert len(out.kl_trace) == 2 and all(len(block) >= 2 for block in out.kl_trace)

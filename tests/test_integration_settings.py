@@ -88,6 +88,17 @@ def test_lrd_settings_are_coerced_and_checked() -> None:
         lrd_config({}, 3)  # type: ignore[arg-type]
 
 
+def test_a_block_only_loop_defaults_the_early_stop_to_the_block_but_keeps_a_named_scope() -> None:
+    """The dual cache predicts only the current block: the default whole-answer stop becomes a block
+    stop there, while a scope the caller names is kept (the loop then refuses 'sequence')."""
+    assert lrd_config({}).early_stop_scope == "sequence"
+    assert lrd_config({}, whole_answer=False).early_stop_scope == "block"
+    assert lrd_config({"r_f": "0.2"}, {"top_p": 0.5}, whole_answer=False).early_stop_scope == "block"
+    assert lrd_config({"early_stop_scope": "sequence"}, whole_answer=False).early_stop_scope == "sequence"
+    assert lrd_config({}, {"early_stop_scope": "sequence"}, whole_answer=False).early_stop_scope == "sequence"
+    assert lrd_config({}, LRDConfig(), whole_answer=False).early_stop_scope == "sequence"
+
+
 def test_harness_settings_split_and_fail_early() -> None:
     lrd, rest = harness_settings({"sampler": "lrd", "lrd_r_f": 0.2, "steps": 8})
     assert lrd == {"sampler": "lrd", "lrd_r_f": 0.2} and rest == {"steps": 8}

@@ -1,5 +1,6 @@
 """Property tests over random logit streams and a random bidirectional field."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ configs = st.builds(
     mixing=st.booleans(),
     early_stop=st.booleans(),
     early_stop_scope=st.sampled_from(["block", "sequence"]),
-    early_stop_rule=st.sampled_from(["paper", "kl_gated"]),
+    early_stop_rule=st.sampled_from(["paper", "kl_gated", "per_position"]),
     early_stop_confidence=st.floats(0.0, 1.0),
     tau_refine=st.floats(0.0, 2.0),
     tau_decode=st.floats(0.0, 2.0),
@@ -129,12 +130,13 @@ def test_prefix_cache_changes_nothing_but_the_cost(seed, policy, scope):
     gate=st.floats(0.0, 1.0),
     scope=st.sampled_from(["block", "sequence"]),
     scale=st.floats(0.5, 12.0),
+    rule=st.sampled_from(["kl_gated", "per_position"]),
 )
-def test_kl_gated_early_stop_never_commits_an_unstable_or_unconfident_position(seed, tau, gate, scope, scale):
+def test_gated_early_stops_never_commit_an_unstable_or_unconfident_position(seed, tau, gate, scope, scale, rule):
     """One lowest-entropy commit per step is the policy; whatever else a step commits came from the
     early stop and must be stable (own KL < tau_decode) and confident (>= early_stop_confidence)."""
     cfg = LRDConfig(
-        refinement=False, tau_decode=tau, early_stop_rule="kl_gated", early_stop_confidence=gate, early_stop_scope=scope
+        refinement=False, tau_decode=tau, early_stop_rule=rule, early_stop_confidence=gate, early_stop_scope=scope
     )
     g = torch.Generator().manual_seed(seed)
     sampler = LRDSampler(cfg, torch.randn(VOCAB, 6, generator=g), MASK)
@@ -159,14 +161,38 @@ def test_kl_gated_early_stop_never_commits_an_unstable_or_unconfident_position(s
             assert not commit[row, block:].any() or scope == "sequence"
 
 
-def test_kl_gated_without_gates_is_the_paper_rule():
+@pytest.mark.parametrize("rule", ["kl_gated", "per_position"])
+def test_gated_rules_without_gates_are_the_paper_rule(rule):
     """tau_decode huge and confidence gate 0: every covered position passes, as in the paper."""
     model = RandomField(VOCAB, 8, MASK, seed=3, sharpness=6.0)
     prompt = torch.randint(0, MASK, (2, 4), generator=torch.Generator().manual_seed(3))
     for scope in ("block", "sequence"):
-        paper = LRDConfig(tau_decode=1e9, early_stop_scope=scope)
-        gated = paper.replace(early_stop_rule="kl_gated", early_stop_confidence=0.0)
+        paper = LRDConfig.paper(tau_decode=1e9, early_stop_scope=scope)
+        gated = paper.replace(early_stop_rule=rule, early_stop_confidence=0.0)
         a = generate(model, prompt, gen_length=12, block_length=4, config=paper)
         b = generate(model, prompt, gen_length=12, block_length=4, config=gated)
         assert torch.equal(a.sequences, b.sequences) and a.nfe == b.nfe
         assert torch.equal(a.early_stopped, b.early_stopped) and a.early_stopped.any()
+
+
+def _peaked(rows: list[tuple[int, float]]) -> torch.Tensor:
+    """[1, len(rows), VOCAB] logits, each row's prediction `token` with logit margin `margin`."""
+    logits = torch.zeros(1, len(rows), VOCAB)
+    for i, (token, margin) in enumerate(rows):
+        logits[0, i, token] = margin
+    return logits
+
+
+@pytest.mark.parametrize("rule, commits_stable_neighbour", [("kl_gated", False), ("per_position", True)])
+def test_per_position_commits_a_stable_confident_position_beside_an_unstable_one(rule, commits_stable_neighbour):
+    """Block of 4 decoded one lowest-entropy token per step. At the second step position 1 is the
+    policy's commit, position 2 is stable and confident, position 3 flips its prediction so the
+    block's mean KL stays above tau_decode: kl_gated waits for the mean, per_position commits
+    position 2 at once; neither finalises position 3."""
+    cfg = LRDConfig(refinement=False, early_stop_rule=rule, early_stop_confidence=0.9)
+    sampler = LRDSampler(cfg, torch.randn(VOCAB, 6), MASK)
+    state = sampler.init_block(torch.full((1, 4), MASK), 4)
+    first = sampler.step(state, _peaked([(1, 20.0), (2, 16.0), (5, 14.0), (3, 8.0)]))
+    assert first.tolist() == [[True, False, False, False]]
+    second = sampler.step(state, _peaked([(1, 20.0), (2, 16.0), (5, 14.0), (4, 8.0)]))
+    assert second.tolist() == [[False, True, commits_stable_neighbour, False]]

@@ -10,9 +10,10 @@ from lrd_plugin.config import LRDConfig
 from lrd_plugin.integrations.sglang import settings
 
 
-def test_an_empty_yaml_is_the_paper_with_low_confidences_threshold():
+def test_an_empty_yaml_is_the_package_default_with_low_confidences_threshold_over_the_block():
     config = settings.load(None)
-    assert config == LRDConfig(policy="threshold", threshold=settings.DEFAULT_THRESHOLD)
+    # SGLang decodes one block per round: the early stop covers the block
+    assert config == LRDConfig(policy="threshold", threshold=settings.DEFAULT_THRESHOLD, early_stop_scope="block")
     assert settings.lrd_config({}) == config and settings.lrd_config(None) == config
 
 

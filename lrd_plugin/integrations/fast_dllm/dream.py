@@ -58,11 +58,12 @@ _SAMPLE_PARAMETERS = ("input_ids", "attention_mask", "generation_config", "thres
 class _Request:
     """LRD settings on their way from ``diffusion_generate`` to the ``_sample`` of the same model."""
 
-    __slots__ = ("config", "consumed", "model", "use_cache")
+    __slots__ = ("config", "consumed", "model", "use_cache", "values")
 
-    def __init__(self, model: Any, config: LRDConfig, use_cache: bool) -> None:
+    def __init__(self, model: Any, values: dict[str, Any], config: Any, use_cache: bool) -> None:
+        make_config(values, config)  # refuse bad settings before upstream starts
         self.model = model
-        self.config = config
+        self.values, self.config = values, config  # the config is made once the cache is known
         self.use_cache = use_cache
         self.consumed = False
 
@@ -366,7 +367,7 @@ def generate_switch(function: Callable[..., Any]) -> Callable[..., Any]:
             _refuse_stray_settings(lrd_values, lrd_config)
             return function(self, *args, **kwargs)
         use_cache = _use_cache(kwargs.pop("use_cache", True))
-        request = _Request(self, make_config(lrd_values, lrd_config), use_cache)
+        request = _Request(self, lrd_values, lrd_config, use_cache)
         if not getattr(_function_of(getattr(self, "_sample", None)), "__lrd_switch__", False):
             raise RuntimeError(
                 "sampler='lrd' needs the switched DreamGenerationMixin._sample, but this model's _sample is "
@@ -406,10 +407,9 @@ def sample_switch(function: Callable[..., Any]) -> Callable[..., Any]:
         if sampler is None and request is not None and request.model is self and not request.consumed:
             _refuse_stray_settings(lrd_values, lrd_config)
             request.consumed = True
-            config, use_cache = request.config, request.use_cache
+            lrd_values, lrd_config, use_cache = request.values, request.config, request.use_cache
         elif check_sampler(sampler):
             use_cache = _use_cache(kwargs.pop("use_cache", True))
-            config = make_config(lrd_values, lrd_config)
         else:
             _refuse_stray_settings(lrd_values, lrd_config)
             return function(self, *args, **kwargs)
@@ -417,6 +417,8 @@ def sample_switch(function: Callable[..., Any]) -> Callable[..., Any]:
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop(names[0])
+        dual = bool(arguments.get("dual_cache")) and use_cache
+        config = make_config(lrd_values, lrd_config, whole_answer=not dual)
         # upstream's module namespace, read at call time (the module need not be in sys.modules)
         upstream = SimpleNamespace(**inspect.unwrap(function).__globals__)
         return lrd_sample(upstream, self, config=config, use_cache=use_cache, **arguments)

@@ -211,7 +211,7 @@ def _switch(function: Callable[..., Any], cache: str) -> Callable[..., Any]:
         return lrd_generate(
             upstream,
             cache=cache,
-            config=make_config(lrd_values, lrd_config),
+            config=make_config(lrd_values, lrd_config, whole_answer=cache != "dual"),
             legacy=legacy,
             **bound.arguments,
         )

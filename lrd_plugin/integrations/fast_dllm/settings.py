@@ -68,9 +68,18 @@ def split_lrd_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return lrd, rest
 
 
-def lrd_config(values: Mapping[str, Any], config: LRDConfig | Mapping[str, Any] | None = None) -> LRDConfig:
-    """An LRDConfig from the paper's defaults (or `config`) with `values` (un-prefixed field names)
-    on top. Unknown names and policy fields are errors that list what is allowed."""
+def lrd_config(
+    values: Mapping[str, Any], config: LRDConfig | Mapping[str, Any] | None = None, *, whole_answer: bool = True
+) -> LRDConfig:
+    """An LRDConfig from the package defaults (or `config`) with `values` (un-prefixed field names)
+    on top. Unknown names and policy fields are errors that list what is allowed.
+
+    `whole_answer` False is a loop that predicts only the current block (the dual cache): there the
+    early stop's *default* scope is ``block``; a scope the caller names is kept (and checked)."""
+    named_scope = "early_stop_scope" in values or isinstance(config, LRDConfig)
+    named_scope = named_scope or (isinstance(config, Mapping) and "early_stop_scope" in config)
+    if not whole_answer and not named_scope:
+        config = {**(config or {}), "early_stop_scope": "block"}
     if config is None:
         base = LRDConfig()
     elif isinstance(config, LRDConfig):

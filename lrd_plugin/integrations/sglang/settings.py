@@ -59,6 +59,7 @@ def lrd_config(algorithm_config: Mapping[str, Any] | None) -> LRDConfig:
             f"positions do not exist yet), got {values['early_stop_scope']!r}"
         )
     values.setdefault("threshold", DEFAULT_THRESHOLD)
+    values.setdefault("early_stop_scope", "block")
     try:
         return LRDConfig(policy="threshold", **values)
     except (TypeError, ValueError) as exc:
