@@ -35,7 +35,8 @@ RUNS = [
     ("LowConfidence t=0.95", LowConfidence, {"threshold": 0.95}),
     ("LowConfidence t=0.9", LowConfidence, {"threshold": 0.9}),
     ("LRD, features off, t=0.9", LRD, {"threshold": 0.9, "refinement": False, "mixing": False, "early_stop": False}),
-    ("LRD paper settings, t=0.9", LRD, {"threshold": 0.9}),
+    ("LRD paper settings, t=0.9", LRD, {"threshold": 0.9, "early_stop_rule": "paper"}),
+    ("LRD default (per_position stop), t=0.9", LRD, {"threshold": 0.9}),
     ("LRD no early stop, t=0.9", LRD, {"threshold": 0.9, "early_stop": False}),
     ("LRD no early stop, t=0.95", LRD, {"threshold": 0.95, "early_stop": False}),
 ]

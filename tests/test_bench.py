@@ -167,3 +167,58 @@ def test_infilling_keeps_the_given_tokens_and_scores_the_whole_answer():
     out = generate(loaded.denoiser, ids, attention_mask=attention, gen_length=32, block_length=32, canvas=canvases)
     given = canvases != mask
     assert torch.equal(out.generated[given], canvases[given]) and not (out.generated == mask).any()
+
+
+def test_early_stop_selection_pairs_every_candidate_with_the_reference(tmp_path):
+    """benchmarks/early_stop_selection.py (how the default early stop was chosen): its won/lost
+    counts explain each accuracy difference exactly, and the pooled rows add the regimes up."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    args = [
+        "--n",
+        "3",
+        "--tasks",
+        "sudoku",
+        "--mask-ratios",
+        "1",
+        "0.5",
+        "--gates",
+        "0.999",
+        "--kl-gated",
+        "0.999",
+        "--thresholds",
+        "0.9",
+        "--batch-size",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "early_stop_selection.py"), *args],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    names = [
+        "lrd w/o early stop",
+        "lrd (paper stop)",
+        "lrd per_position c=0.999",
+        "lrd kl_gated c=0.999",
+        "fast-dllm-threshold t=0.9",
+    ]
+    assert [(r["masked"], r["sampler"]) for r in rows] == [(m, s) for m in ("100%", "50%", "pooled") for s in names]
+    ref = {r["masked"]: r for r in rows if r["sampler"] == "lrd w/o early stop"}
+    for r in rows:
+        assert r["accuracy"] - ref[r["masked"]]["accuracy"] == pytest.approx((r["won"] - r["lost"]) / r["n"])
+    for name in names:
+        by = {r["masked"]: r for r in rows if r["sampler"] == name}
+        assert by["pooled"]["n"] == 6
+        assert by["pooled"]["won"] == by["100%"]["won"] + by["50%"]["won"]
+        assert by["pooled"]["mean_nfe"] == pytest.approx((by["100%"]["mean_nfe"] + by["50%"]["mean_nfe"]) / 2)
+    assert (tmp_path / "results.md").read_text().count("\n") == len(rows) + 2
