@@ -38,6 +38,11 @@ class LoadedModel:
         return ids, mask
 
     def decode(self, ids: list[int]) -> str:
+        """The answer text: generated ids up to the first EOS. What a parallel sampler commits after
+        the EOS is not part of the answer (it would otherwise be scored as if it were)."""
+        eos = getattr(self.tokenizer, "eos_id", getattr(self.tokenizer, "eos_token_id", None))
+        if eos is not None and eos in ids:
+            ids = ids[: ids.index(eos)]
         if hasattr(self.tokenizer, "mask_id"):
             return self.tokenizer.decode(ids)
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -222,3 +222,17 @@ def test_early_stop_selection_pairs_every_candidate_with_the_reference(tmp_path)
         assert by["pooled"]["won"] == by["100%"]["won"] + by["50%"]["won"]
         assert by["pooled"]["mean_nfe"] == pytest.approx((by["100%"]["mean_nfe"] + by["50%"]["mean_nfe"]) / 2)
     assert (tmp_path / "results.md").read_text().count("\n") == len(rows) + 2
+
+
+def test_the_scored_answer_ends_at_the_first_eos():
+    """Tokens a parallel sampler commits after the EOS are not part of the answer: a correct answer
+    followed by EOS and a stray digit scores as correct (it would read '#### 207' otherwise)."""
+    loaded = load_model("default")
+    tok = loaded.tokenizer
+    prompt, target = next((ex.prompt, ex.target) for ex in generate_examples("arith", "test", 5))
+    ids = [*tok.encode(target, add_bos=False), tok.eos_id, tok.eos_id, *tok.encode("7", add_bos=False), tok.eos_id]
+    assert loaded.decode(ids) == target
+    from lrd_plugin.tasks import score
+
+    assert score("arith", prompt, loaded.decode(ids))
+    assert not score("arith", prompt, tok.decode(ids))  # every non-special token kept: a wrong answer
