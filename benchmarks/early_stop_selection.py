@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python benchmarks/early_stop_selection.py [--n 400] [--threads 2]
 
-Every sampler decodes the same held-out prompts of each task (gen 64, block 32) as plain
+Every sampler decodes the same held-out prompts of each task (gen 64 unless ``--gen-length``,
+block 32) as plain
 generation (100 % masked) and as infilling of the reference answer with 90 % and 50 % of it
 masked. Per task and regime, and pooled per task over the regimes, it reports accuracy, mean
 NFE and the paired outcome against ``lrd w/o early stop``: prompts it gets right that the
@@ -30,13 +31,19 @@ from lrd_plugin.decoder import generate
 from lrd_plugin.loading import DEFAULT_MODEL, load_model
 
 REFERENCE = "lrd w/o early stop"
-GEN, BLOCK = 64, 32
+BLOCK = 32
 
 
-def candidates(gates: list[float], kl_gates: list[float], thresholds: list[float]) -> list[tuple[str, LRDConfig, str]]:
+def candidates(
+    gates: list[float], kl_gates: list[float], thresholds: list[float], block_gates: list[float] = ()
+) -> list[tuple[str, LRDConfig, str]]:
     lrd = LRDConfig()
     runs = [(REFERENCE, lrd.replace(early_stop=False), "none"), ("lrd (paper stop)", LRDConfig.paper(), "none")]
     runs += [(f"lrd per_position c={c:g}", lrd.replace(early_stop_confidence=c), "none") for c in gates]
+    runs += [
+        (f"lrd per_position c={c:g} block", lrd.replace(early_stop_confidence=c, early_stop_scope="block"), "none")
+        for c in block_gates
+    ]
     runs += [
         (f"lrd kl_gated c={c:g}", lrd.replace(early_stop_rule="kl_gated", early_stop_confidence=c), "none")
         for c in kl_gates
@@ -48,7 +55,7 @@ def candidates(gates: list[float], kl_gates: list[float], thresholds: list[float
 
 
 def decode(
-    loaded, config: LRDConfig, cache: str, prompts: list[str], canvases, batch: int
+    loaded, config: LRDConfig, cache: str, prompts: list[str], canvases, batch: int, gen_length: int = 64
 ) -> tuple[list[str], list[int]]:
     texts, nfe = [], []
     for start in range(0, len(prompts), batch):
@@ -58,7 +65,7 @@ def decode(
             loaded.denoiser,
             ids,
             attention_mask=mask,
-            gen_length=GEN,
+            gen_length=gen_length,
             block_length=BLOCK,
             config=config,
             cache=cache,
@@ -99,12 +106,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=400, help="held-out prompts per task")
     p.add_argument("--tasks", nargs="+", default=["arith", "list", "sudoku"], choices=["arith", "list", "sudoku"])
+    p.add_argument("--gen-length", type=int, default=64, help="a multiple of the block length, 32")
     p.add_argument("--mask-ratios", nargs="+", type=float, default=[1.0, 0.9, 0.5])
     p.add_argument("--gates", nargs="+", type=float, default=[0.99, 0.999, 0.9999])
+    p.add_argument(
+        "--block-gates", nargs="+", type=float, default=[], help="per_position gates also run with block scope"
+    )
     p.add_argument("--kl-gated", nargs="+", type=float, default=[0.999], help="kl_gated confidence gates")
     p.add_argument("--thresholds", nargs="+", type=float, default=[0.9, 0.99, 0.999, 0.9999])
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="e.g. cuda; accuracy and NFE do not depend on it")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/early_stop"))
     p.add_argument(
         "--merge",
@@ -120,8 +132,8 @@ def main() -> None:
         write(args.out, parts[0]["meta"], [row for part in parts for row in part["rows"]])
         return
     torch.set_num_threads(args.threads)
-    loaded = load_model(DEFAULT_MODEL)
-    runs = candidates(args.gates, args.kl_gated, args.thresholds)
+    loaded = load_model(DEFAULT_MODEL, device=args.device)
+    runs = candidates(args.gates, args.kl_gated, args.thresholds, args.block_gates)
     rows: list[dict] = []
     begin = time.perf_counter()
     for task in args.tasks:
@@ -131,10 +143,10 @@ def main() -> None:
         for ratio in args.mask_ratios:
             canvases = None
             if ratio < 1.0:
-                canvases = bench.infill_canvases(loaded, [ex.target for ex in examples], GEN, ratio, 0)
+                canvases = bench.infill_canvases(loaded, [ex.target for ex in examples], args.gen_length, ratio, 0)
             outcomes = {}
             for name, config, cache in runs:
-                texts, nfe = decode(loaded, config, cache, prompts, canvases, args.batch_size)
+                texts, nfe = decode(loaded, config, cache, prompts, canvases, args.batch_size, args.gen_length)
                 outcomes[name] = ([tasks.score(task, q, t) for q, t in zip(prompts, texts, strict=True)], nfe)
                 pooled.setdefault(name, ([], []))
                 pooled[name][0].extend(outcomes[name][0])
@@ -146,7 +158,14 @@ def main() -> None:
                 )
         for name, (correct, nfe) in pooled.items():
             rows.append({"task": task, "masked": "pooled", **summarise(name, correct, nfe, pooled[REFERENCE][0])})
-    meta = {"n": args.n, "gen_length": GEN, "block_length": BLOCK, "threads": args.threads, "reference": REFERENCE}
+    meta = {
+        "n": args.n,
+        "gen_length": args.gen_length,
+        "block_length": BLOCK,
+        "threads": args.threads,
+        "device": args.device,
+        "reference": REFERENCE,
+    }
     write(args.out, meta, rows)
 
 

@@ -4,7 +4,7 @@ Defaults are the paper's (arXiv 2510.11052, App. A): top-p 0.9, r_f 0.15 (the pa
 [0.1, 0.2]), tau_refine = tau_decode = 0.1, at most 20 refinement steps, greedy decoding and one
 lowest-entropy commit per step -- except the early stop. The paper's rule (commit every open
 position once the mean KL is below tau_decode) fires while predictions are stable but wrong and
-cost 7 to 33 points per task on the project's benchmark; the default is the ``per_position`` rule over the
+cost 7 to 37 points per task on the project's benchmark; the default is the ``per_position`` rule over the
 whole answer with a 0.999 confidence gate, chosen on the evidence in the README.
 `LRDConfig.paper()` gives the paper's rule for reproduction.
 """

@@ -182,10 +182,14 @@ def test_early_stop_selection_pairs_every_candidate_with_the_reference(tmp_path)
         "3",
         "--tasks",
         "sudoku",
+        "--gen-length",
+        "32",
         "--mask-ratios",
         "1",
         "0.5",
         "--gates",
+        "0.999",
+        "--block-gates",
         "0.999",
         "--kl-gated",
         "0.999",
@@ -204,11 +208,14 @@ def test_early_stop_selection_pairs_every_candidate_with_the_reference(tmp_path)
         capture_output=True,
         cwd=tmp_path,
     )
-    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["meta"]["gen_length"] == 32
+    rows = result["rows"]
     names = [
         "lrd w/o early stop",
         "lrd (paper stop)",
         "lrd per_position c=0.999",
+        "lrd per_position c=0.999 block",
         "lrd kl_gated c=0.999",
         "fast-dllm-threshold t=0.9",
     ]
