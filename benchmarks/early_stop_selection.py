@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lrd_plugin import bench, tasks
 from lrd_plugin.config import LRDConfig
-from lrd_plugin.decoder import generate
 from lrd_plugin.loading import DEFAULT_MODEL, load_model
 
 REFERENCE = "lrd w/o early stop"
@@ -36,42 +35,33 @@ BLOCK = 32
 
 def candidates(
     gates: list[float], kl_gates: list[float], thresholds: list[float], block_gates: list[float] = ()
-) -> list[tuple[str, LRDConfig, str]]:
+) -> list[bench.Sampler]:
     lrd = LRDConfig()
-    runs = [(REFERENCE, lrd.replace(early_stop=False), "none"), ("lrd (paper stop)", LRDConfig.paper(), "none")]
-    runs += [(f"lrd per_position c={c:g}", lrd.replace(early_stop_confidence=c), "none") for c in gates]
+    runs = [bench.Sampler(REFERENCE, lrd.replace(early_stop=False), "none")]
+    runs.append(bench.Sampler("lrd (paper stop)", LRDConfig.paper(), "none"))
+    runs += [bench.Sampler(f"lrd per_position c={c:g}", lrd.replace(early_stop_confidence=c), "none") for c in gates]
+    block = lrd.replace(early_stop_scope="block")
     runs += [
-        (f"lrd per_position c={c:g} block", lrd.replace(early_stop_confidence=c, early_stop_scope="block"), "none")
+        bench.Sampler(f"lrd per_position c={c:g} block", block.replace(early_stop_confidence=c), "none")
         for c in block_gates
     ]
+    kl_gated = lrd.replace(early_stop_rule="kl_gated")
     runs += [
-        (f"lrd kl_gated c={c:g}", lrd.replace(early_stop_rule="kl_gated", early_stop_confidence=c), "none")
-        for c in kl_gates
+        bench.Sampler(f"lrd kl_gated c={c:g}", kl_gated.replace(early_stop_confidence=c), "none") for c in kl_gates
     ]
-    runs += [
-        (f"fast-dllm-threshold t={t:g}", LRDConfig.base(policy="threshold", threshold=t), "prefix") for t in thresholds
-    ]
-    return runs
+    return runs + bench.baseline_sweeps(thresholds)
 
 
 def decode(
-    loaded, config: LRDConfig, cache: str, prompts: list[str], canvases, batch: int, gen_length: int = 64
+    loaded, sampler: bench.Sampler, prompts: list[str], canvases, batch: int, gen_length: int = 64
 ) -> tuple[list[str], list[int]]:
+    """Each prompt's answer text and NFE (the pairing needs them per prompt, not averaged)."""
     texts, nfe = [], []
-    for start in range(0, len(prompts), batch):
-        ids, mask = loaded.encode_batch(prompts[start : start + batch])
-        canvas = None if canvases is None else canvases[start : start + batch]
-        out = generate(
-            loaded.denoiser,
-            ids,
-            attention_mask=mask,
-            gen_length=gen_length,
-            block_length=BLOCK,
-            config=config,
-            cache=cache,
-            canvas=canvas,
-        )
-        texts += [loaded.decode(row.tolist()) for row in out.generated]
+    batches = bench.decode_batches(
+        loaded, sampler, prompts, gen_length=gen_length, block_length=BLOCK, batch_size=batch, canvases=canvases
+    )
+    for _, out, _ in batches:
+        texts += [loaded.decode(ids) for ids in out.generated.tolist()]
         nfe += out.nfe_per_sequence.tolist()
     return texts, nfe
 
@@ -145,8 +135,9 @@ def main() -> None:
             if ratio < 1.0:
                 canvases = bench.infill_canvases(loaded, [ex.target for ex in examples], args.gen_length, ratio, 0)
             outcomes = {}
-            for name, config, cache in runs:
-                texts, nfe = decode(loaded, config, cache, prompts, canvases, args.batch_size, args.gen_length)
+            for sampler in runs:
+                name = sampler.name
+                texts, nfe = decode(loaded, sampler, prompts, canvases, args.batch_size, args.gen_length)
                 outcomes[name] = ([tasks.score(task, q, t) for q, t in zip(prompts, texts, strict=True)], nfe)
                 pooled.setdefault(name, ([], []))
                 pooled[name][0].extend(outcomes[name][0])

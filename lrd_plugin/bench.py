@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .config import LRDConfig
-from .decoder import generate
+from .decoder import GenerationOutput, generate
 from .loading import LoadedModel
 
 BASELINE_FAMILIES = ("fast-dllm-threshold", "fast-dllm-factor")
@@ -119,6 +119,35 @@ class Record:
     family: str = ""  # the sampler's family (one curve in the Pareto plots)
 
 
+def decode_batches(
+    loaded: LoadedModel,
+    sampler: Sampler,
+    prompts: list[str],
+    *,
+    gen_length: int,
+    block_length: int,
+    batch_size: int,
+    canvases: torch.Tensor | None = None,
+) -> Iterator[tuple[int, GenerationOutput, float]]:
+    """Decode `prompts` batch by batch with one sampler; yields (index of the batch's first prompt,
+    its output, the decode's wall time in seconds). `canvases` [n, gen_length]: fill in their masked
+    positions instead of generating from scratch."""
+    for start in range(0, len(prompts), batch_size):
+        ids, mask = loaded.encode_batch(prompts[start : start + batch_size])
+        begin = time.perf_counter()
+        out = generate(
+            loaded.denoiser,
+            ids,
+            attention_mask=mask,
+            gen_length=gen_length,
+            block_length=block_length,
+            config=sampler.config,
+            cache=sampler.cache,
+            canvas=None if canvases is None else canvases[start : start + batch_size],
+        )
+        yield start, out, time.perf_counter() - begin
+
+
 def run_sampler(
     loaded: LoadedModel,
     sampler: Sampler,
@@ -132,26 +161,21 @@ def run_sampler(
     canvases: torch.Tensor | None = None,
     mask_ratio: float = 1.0,
 ) -> Record:
-    """Decode every prompt with one sampler and score the answers (`canvases` [n, gen_length]: fill
-    in their masked positions instead of generating from scratch)."""
+    """Decode every prompt with one sampler and score the answers (`canvases` as in `decode_batches`)."""
     correct, nfe, refine, stopped, blocks, tokens, wall = 0, 0, 0.0, 0.0, 0, 0, 0.0
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        ids, mask = loaded.encode_batch(batch)
-        begin = time.perf_counter()
-        out = generate(
-            loaded.denoiser,
-            ids,
-            attention_mask=mask,
-            gen_length=gen_length,
-            block_length=block_length,
-            config=sampler.config,
-            cache=sampler.cache,
-            canvas=None if canvases is None else canvases[start : start + batch_size],
-        )
-        wall += time.perf_counter() - begin
-        for row in range(len(batch)):
-            correct += bool(score(start + row, loaded.decode(out.generated[row].tolist())))
+    batches = decode_batches(
+        loaded,
+        sampler,
+        prompts,
+        gen_length=gen_length,
+        block_length=block_length,
+        batch_size=batch_size,
+        canvases=canvases,
+    )
+    for start, out, seconds in batches:
+        wall += seconds
+        for row, ids in enumerate(out.generated.tolist()):
+            correct += bool(score(start + row, loaded.decode(ids)))
         nfe += int(out.nfe_per_sequence.sum())
         refine += float(out.refine_steps.sum())
         stopped += float(out.early_stopped.sum())
