@@ -3,9 +3,8 @@
     PYTHONPATH=. python benchmarks/early_stop_selection.py [--n 400] [--threads 2]
 
 Every sampler decodes the same held-out prompts of each task (gen 64 unless ``--gen-length``,
-block 32) as plain
-generation (100 % masked) and as infilling of the reference answer with 90 % and 50 % of it
-masked. Per task and regime, and pooled per task over the regimes, it reports accuracy, mean
+block 32) as plain generation (100 % masked) and as infilling of the reference answer with 90 %
+and 50 % of it masked. Per task and regime, and pooled per task over the regimes, it reports accuracy, mean
 NFE and the paired outcome against ``lrd w/o early stop``: prompts it gets right that the
 reference gets wrong (won) and the reverse (lost). The paired counts separate a rule that
 systematically loses answers from commit-order noise (a changed commit order flips a few answers
@@ -53,7 +52,7 @@ def candidates(
 
 
 def decode(
-    loaded, sampler: bench.Sampler, prompts: list[str], canvases, batch: int, gen_length: int = 64
+    loaded, sampler: bench.Sampler, prompts: list[str], canvases, batch: int, gen_length: int
 ) -> tuple[list[str], list[int]]:
     """Each prompt's answer text and NFE (the pairing needs them per prompt, not averaged)."""
     texts, nfe = [], []
