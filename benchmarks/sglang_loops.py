@@ -1,13 +1,14 @@
 """LRD against SGLang's LowConfidence inside the released SGLang's own dLLM loops, on the embedded default.
 
-    LRD_REQUIRE_SGLANG=1 .venv-sglang/bin/python benchmarks/sglang_loops.py [--n 30] [--sync]
+    LRD_REQUIRE_SGLANG=1 .venv-sglang/bin/python benchmarks/sglang_loops.py [--n 200] [--sync] [--model DIR]
 
 (`.venv-sglang` is what `bash scripts/test.sh` builds.) Every algorithm decodes the same held-out
 prompts of each task (gen 64 = two blocks of 32) through `DllmAlgorithm.run` with the test harness's
-model runner (`integration_tests/sglang/harness.py`: the embedded default behind SGLang's
-`VocabParallelEmbedding` and input preparation, a per-request KV cache that keeps each block's last
-forward). Reported: exact-match accuracy, forwards per request (NFE, the final hard-token forward
-included), scheduler rounds. Timing is left out: this runner is not SGLang's.
+model runner (`integration_tests/sglang/harness.py`: the embedded default in its block-diffusion
+attention behind SGLang's `VocabParallelEmbedding` and input preparation, a per-request KV cache that
+keeps each block's last forward). Reported: accuracy (exact match, or validity for the constraint
+tasks), forwards per request (NFE, the final hard-token forward included), scheduler rounds. Timing
+is left out: this runner is not SGLang's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lrd_plugin.models import CharTokenizer, LLaDAModel  # noqa: E402
 
 BLOCK, BLOCKS = 32, 2
 RUNS = [
+    ("LowConfidence t=1 (one token per step)", LowConfidence, {"threshold": 1.0}),
     ("LowConfidence t=0.95", LowConfidence, {"threshold": 0.95}),
     ("LowConfidence t=0.9", LowConfidence, {"threshold": 0.9}),
     ("LRD, features off, t=0.9", LRD, {"threshold": 0.9, "refinement": False, "mixing": False, "early_stop": False}),
@@ -44,17 +46,19 @@ RUNS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=30, help="held-out prompts per task")
+    parser.add_argument("--n", type=int, default=200, help="held-out prompts per task")
+    parser.add_argument("--model", default=str(DEFAULT_DIR), help="a model directory (default: the embedded one)")
+    parser.add_argument("--tasks", default=",".join(tasks.TASKS))
     parser.add_argument("--sync", action="store_true", help="the synchronous loop (default: FDFO, SGLang's default)")
     parser.add_argument("--out", default="runs/sglang_loops.json")
     args = parser.parse_args()
-    net, tokenizer = LLaDAModel.from_pretrained(DEFAULT_DIR).eval(), CharTokenizer.load(DEFAULT_DIR)
+    net, tokenizer = LLaDAModel.from_pretrained(args.model).eval(), CharTokenizer.load(args.model)
     rows = []
-    for task in ("arith", "list", "sudoku"):
+    for task in args.tasks.split(","):
         examples = tasks.generate_examples(task, "test", args.n)
         for name, cls, settings in RUNS:
             config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
-            runner = TinyModelRunner(net)
+            runner = TinyModelRunner(net, BLOCK)
             requests = [Request(f"r{i}", tokenizer.encode(ex.prompt), BLOCKS) for i, ex in enumerate(examples)]
             rounds = serve(cls(config), runner, requests)
             correct = sum(
@@ -65,7 +69,7 @@ def main() -> None:
             rows.append(
                 {"task": task, "algorithm": name, "accuracy": correct / len(examples), "nfe": nfe, "rounds": rounds}
             )
-            print(f"{task:7s} {name:28s} acc {correct / len(examples):6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}")
+            print(f"{task:8s} {name:40s} acc {correct / len(examples):6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

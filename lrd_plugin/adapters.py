@@ -22,6 +22,9 @@ class Denoiser(Protocol):
     mask_id: int
     shift: int  # 0: logits at i predict token i (LLaDA, BERT); 1: they predict token i + 1 (Dream)
     supports_cache: bool
+    # None: full attention. An int: block-diffusion attention over blocks of that size; the loop's
+    # blocks must then be the model's (read with getattr, so denoisers without it are full-attention).
+    block_size: int | None
 
     def embedding_table(self) -> Tensor:
         """The [vocab, dim] input embedding matrix (mixtures are built from its rows)."""
@@ -52,14 +55,27 @@ class HFDenoiser:
     the model returns ``past_key_values`` as per-layer (K, V) tuples (sliced along
     ``cache_seq_dim``) or as a transformers ``Cache`` with ``crop``. Position ids count real tokens
     from 0; models that number positions from an offset (RoBERTa: ``padding_idx + 1``) set
-    ``position_offset``.
+    ``position_offset``. ``block_size`` runs a block-diffusion model (one whose forward takes
+    ``block_size``, as this project's LLaDA does) in its block-causal attention mode; the decode loop
+    then aligns its blocks to the model's.
     """
 
     def __init__(
-        self, model: nn.Module, mask_id: int, *, shift: int = 0, cache_seq_dim: int = 2, position_offset: int = 0
+        self,
+        model: nn.Module,
+        mask_id: int,
+        *,
+        shift: int = 0,
+        cache_seq_dim: int = 2,
+        position_offset: int = 0,
+        block_size: int | None = None,
     ) -> None:
         if shift not in (0, 1):
             raise ValueError(f"shift must be 0 (logits at the position) or 1 (logits shifted by one), got {shift!r}")
+        if block_size is not None and (
+            isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+        ):
+            raise ValueError(f"block_size must be a positive int or None (full attention), got {block_size!r}")
         self.model = model
         self.mask_id = mask_id
         self.shift = shift
@@ -72,6 +88,9 @@ class HFDenoiser:
                 "and needs a model whose forward takes inputs_embeds"
             )
         self._accepted = accepted
+        if block_size is not None and "block_size" not in accepted:
+            raise TypeError(f"{type(model).__name__}.forward takes no block_size: it has no block-diffusion mode")
+        self.block_size = block_size
         self.supports_cache = "past_key_values" in accepted
         check_mask_id(mask_id, self.embedding_table().shape[0])
 
@@ -107,6 +126,8 @@ class HFDenoiser:
                 kwargs[name] = value
         if "use_cache" in self._accepted or use_cache:
             kwargs["use_cache"] = use_cache
+        if self.block_size is not None:
+            kwargs["block_size"] = self.block_size
         out = self.model(**kwargs)
         logits = out.logits if hasattr(out, "logits") else out[0]
         return logits, getattr(out, "past_key_values", None) if use_cache else None

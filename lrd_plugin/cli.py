@@ -16,6 +16,7 @@ from .config import LRDConfig
 from .decoder import CACHE_MODES, generate
 from .loading import DEFAULT_MODEL, load_model
 from .stepcost import StepCost, measure_step_cost
+from .tasks import TASKS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="accuracy, NFE and speed: LLaDA, Fast-dLLM-style, LRD and LRD + Fast-dLLM on the task suite"
     )
     _model_args(bench, lengths=False)
-    bench.add_argument("--tasks", nargs="+", default=["arith", "list", "sudoku"], choices=["arith", "list", "sudoku"])
+    bench.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     bench.add_argument("--gen-lengths", nargs="+", type=_positive, default=[64, 128, 256])
     bench.add_argument("--n", type=_positive, default=100, help="held-out test prompts per task")
     bench.add_argument("--batch-size", type=_positive, default=16)
@@ -117,12 +118,23 @@ def _model_args(p: argparse.ArgumentParser, lengths: bool = True) -> None:
     p.add_argument("--config", type=Path, help="a YAML or JSON LRDConfig file")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     p.add_argument("--block-length", type=_positive, default=32)
+    p.add_argument(
+        "--attention",
+        choices=["full", "block"],
+        default="full",
+        help="full: bidirectional (LLaDA); block: block-diffusion attention over blocks of --block-length "
+        "(a block sees itself and the blocks before it, as LLaDA2/SDAR in SGLang and Fast-dLLM v2)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--seed", type=int, default=0)
     if lengths:
         p.add_argument("--gen-length", type=_positive, default=64)
         p.add_argument("--cache", choices=CACHE_MODES, default="prefix")
+
+
+def _block_size(args: argparse.Namespace) -> int | None:
+    return args.block_length if args.attention == "block" else None
 
 
 def _config(args: argparse.Namespace) -> LRDConfig:
@@ -150,7 +162,7 @@ def _generate(args: argparse.Namespace) -> int:
         prompts += [line for line in args.prompts_file.read_text().splitlines() if line.strip()]
     if not prompts:
         raise ValueError("give at least one --prompt or a --prompts-file")
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
     if loaded.random_weights:
         print(f"note: {loaded.description}", file=sys.stderr)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
@@ -195,8 +207,8 @@ def _demo(args: argparse.Namespace) -> int:
     """The main job until the trained embedded model ships: every sampler on the same prompts."""
 
     lrd = _config(args)
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
-    from .tasks import TASKS, generate_examples
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
+    from .tasks import generate_examples
 
     prompts = [ex.prompt for task in TASKS for ex in generate_examples(task, "test", 2, args.seed)]
     ids, mask = loaded.encode_batch(prompts)
@@ -275,7 +287,7 @@ def _bench(args: argparse.Namespace) -> int:
     samplers += bench.gated_samplers("per_position", args.per_position, lrd)
     samplers += bench.baseline_sweeps(args.sweep_threshold, args.sweep_factor)
     _check_unique(samplers)
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
     records = bench.run_benchmark(
         loaded,
         samplers,

@@ -86,6 +86,10 @@ def generate(
     then count real tokens only, so a padded row decodes as it would alone. `cache` is ``none`` or
     ``prefix`` (KV of the prompt and finished blocks is computed once per block; only hard tokens
     ever enter it). NFE is bounded by ``gen_length / block_length * max_forwards_per_block``.
+
+    A denoiser in block-diffusion mode (``block_size`` set) needs ``block_length == block_size``;
+    position ids are then shifted so every row's answer starts at a block boundary of the model's
+    attention (RoPE sees only relative positions, so the shift changes nothing else).
     """
     config = LRDConfig() if config is None else config
     _check_arguments(model, prompt, gen_length, block_length, attention_mask, cache)
@@ -99,6 +103,8 @@ def generate(
     _check_canvas(canvas, batch, gen_length, table.shape[0])
     x = torch.cat([prompt, canvas.to(prompt.device)], dim=1)
     keys, positions = _padding(attention_mask, batch, gen_length, device)
+    if getattr(model, "block_size", None) is not None:
+        positions = _block_aligned(positions, keys, prompt_length + gen_length, prompt_length, block_length, device)
 
     blocks = gen_length // block_length
     nfe = 0
@@ -181,6 +187,11 @@ def _check_arguments(
             f"gen_length ({gen_length}) must be a multiple of block_length ({block_length}); "
             f"e.g. gen_length={(gen_length // block_length + 1) * block_length}"
         )
+    block_size = getattr(model, "block_size", None)
+    if block_size is not None and block_length != block_size:
+        raise ValueError(
+            f"block_length must equal the block-diffusion model's block_size ({block_size}), got {block_length}"
+        )
     if cache not in CACHE_MODES:
         raise ValueError(f"cache must be one of {list(CACHE_MODES)}, got {cache!r}")
     if cache == "prefix" and not model.supports_cache:
@@ -210,6 +221,16 @@ def _padding(
         [mask.to(device=device, dtype=torch.long), torch.ones(batch, gen_length, dtype=torch.long, device=device)], 1
     )
     return keys, (keys.cumsum(dim=1) - 1).clamp_min(0)
+
+
+def _block_aligned(
+    positions: Tensor | None, keys: Tensor | None, length: int, prompt_length: int, block: int, device: torch.device
+) -> Tensor:
+    """Position ids shifted per row so that the row's first answer token sits at a multiple of ``block``."""
+    if positions is None:
+        return torch.arange(length, device=device)[None] + (-prompt_length) % block
+    real_prompt = keys[:, :prompt_length].sum(dim=1, keepdim=True)
+    return positions + (-real_prompt) % block
 
 
 def _progress(blocks: range, enabled: bool) -> Any:

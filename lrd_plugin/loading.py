@@ -48,22 +48,25 @@ class LoadedModel:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
-def load_model(spec: str, *, device: str = "cpu", dtype: str | None = None, seed: int = 0) -> LoadedModel:
+def load_model(
+    spec: str, *, device: str = "cpu", dtype: str | None = None, seed: int = 0, block_size: int | None = None
+) -> LoadedModel:
     """`default` (the embedded default), a LLaDA-format directory of this project (config.json with
     model_type 'llada', model.safetensors, tokenizer.json) or a local transformers *ForMaskedLM
-    directory. Nothing is downloaded."""
+    directory. Nothing is downloaded. ``block_size`` runs a LLaDA-format model in block-diffusion
+    attention (None: full attention)."""
     from .models import CharTokenizer, LLaDAModel, build_default_random_model
 
     torch_dtype = _dtype(dtype)
     if spec == DEFAULT_MODEL and (DEFAULT_DIR / "config.json").is_file():
-        loaded = load_model(str(DEFAULT_DIR), device=device, dtype=dtype)
+        loaded = load_model(str(DEFAULT_DIR), device=device, dtype=dtype, block_size=block_size)
         loaded.description = "embedded default: tiny LLaDA trained on the task suite (lrd_plugin/default_model)"
         return loaded
     if spec == DEFAULT_MODEL:
         model, tok = build_default_random_model(seed)
         model = model.to(device=device, dtype=torch_dtype or torch.float32)
         return LoadedModel(
-            HFDenoiser(model, tok.mask_id),
+            HFDenoiser(model, tok.mask_id, block_size=block_size),
             tok,
             tok.pad_id,
             "embedded default: tiny LLaDA with RANDOM weights (placeholder, outputs are noise)",
@@ -77,8 +80,10 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str | None = None, seed
     if config.get("model_type") == "llada":
         model = LLaDAModel.from_pretrained(path, dtype=torch_dtype).to(device).eval()
         tok = CharTokenizer.load(path)
-        denoiser = HFDenoiser(model, model.config.mask_token_id)
+        denoiser = HFDenoiser(model, model.config.mask_token_id, block_size=block_size)
         return LoadedModel(denoiser, tok, tok.pad_id, f"LLaDA-format model {path}", device=device)
+    if block_size is not None:
+        raise ValueError(f"attention 'block' needs a LLaDA-format model of this project; {spec!r} is not one")
     return _load_transformers(path, device, torch_dtype)
 
 

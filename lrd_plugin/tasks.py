@@ -1,6 +1,7 @@
 """A seeded, scored task suite for small masked diffusion LMs, in the spirit of the LRD paper's benchmarks.
 
-Three tasks, each a stream of (prompt, target) text pairs with exact-match scoring:
+Five tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
+exact match:
 
 * ``arith``: GSM8K-like word problems, 2-3 operations on single-digit quantities (intermediate
   results up to 81). The target shows the working, one operation at a time, then the answer after
@@ -9,6 +10,15 @@ Three tasks, each a stream of (prompt, target) text pairs with exact-match scori
   every other element, sum of the evens): ``x=[3,1,2]; print(x[::-1])`` -> ``#### [2,1,3]``.
 * ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
   are filled matters: ``sudoku 1.3./....`` -> ``1234/3412/2143/4321``.
+
+Two have many valid answers under global constraints, so each position alone has several plausible
+tokens and two positions committed in the same forward can contradict each other. They are scored by
+validity, not against a stored answer, and the training target is a valid answer drawn at random:
+
+* ``latin``: complete a 4x4 Latin square (each row and column holds 1-4 once) from a few givens; every
+  puzzle has at least two completions: ``latin 1.../..../.3../....`` -> ``1234/2143/4312/3421``.
+* ``path``: colour a path of 6-12 cells with colours 1..c so that neighbours differ, keeping a few
+  given cells; at least two colourings exist: ``path 1..3..2 colours 3`` -> ``1213132``.
 
 Train and test are disjoint by construction: every problem has a canonical form (its numbers and
 structure, without names or objects; for Sudoku the *solution grid*, so no test grid is ever seen
@@ -29,7 +39,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TASKS = ("arith", "list", "sudoku")
+TASKS = ("arith", "list", "sudoku", "latin", "path")
+VALIDITY_TASKS = ("latin", "path")  # many valid answers: scored by the constraints
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -77,11 +88,15 @@ def extract_answer(task: str, text: str) -> str | None:
     """The scored part of a text, or None when it is missing or malformed.
 
     arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
-    dropped); sudoku: the text's digits, which must be exactly 16.
+    dropped); sudoku, latin: the text's digits, which must be exactly 16; path: the text without
+    spaces, which must be digits only.
     """
-    if task == "sudoku":
+    if task in ("sudoku", "latin"):
         digits = "".join(c for c in text if c.isdigit())
         return digits if len(digits) == 16 else None
+    if task == "path":
+        compact = text.replace(" ", "")
+        return compact if re.fullmatch(r"\d+", compact) else None
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if MARKER not in text:
@@ -93,7 +108,12 @@ def extract_answer(task: str, text: str) -> str | None:
 
 
 def reference_answer(task: str, prompt: str) -> str:
-    """The correct answer, solved from the prompt itself."""
+    """The correct answer, solved from the prompt itself (for a validity task: one valid answer)."""
+    if task == "latin":
+        return _latin_solutions(_parse_latin(prompt))[0]
+    if task == "path":
+        puzzle, colours = _parse_path(prompt)
+        return _path_sample(_path_allowed(puzzle, colours), random.Random(0))
     if task == "arith":
         return str(_solve_arith(prompt)[-1])
     if task == "list":
@@ -104,9 +124,16 @@ def reference_answer(task: str, prompt: str) -> str:
 
 
 def score(task: str, prompt: str, generated_text: str) -> bool:
-    """Exact match of the extracted answer against the answer solved from the prompt."""
+    """Exact match of the extracted answer against the answer solved from the prompt; for a validity
+    task, whether the extracted answer meets every constraint of the prompt."""
     answer = extract_answer(task, generated_text)
-    return answer is not None and answer == reference_answer(task, prompt)
+    if answer is None:
+        return False
+    if task == "latin":
+        return _is_latin_completion(_parse_latin(prompt), answer)
+    if task == "path":
+        return _is_path_answer(*_parse_path(prompt), answer)
+    return answer == reference_answer(task, prompt)
 
 
 # --- arith ---------------------------------------------------------------------------------------
@@ -335,8 +362,122 @@ def _solve_sudoku(prompt: str) -> str:
     return _rows(solutions[0])
 
 
+# --- latin ---------------------------------------------------------------------------------------
+
+LATIN_BLANKS = (9, 12)  # inclusive range of blanked cells; puzzles with one completion are redrawn
+
+
+@functools.cache
+def _latin_squares() -> tuple[str, ...]:
+    """All 576 4x4 Latin squares over 1-4 as 16-digit strings."""
+    rows = ["".join(p) for p in itertools.permutations("1234")]
+    squares = []
+    for grid in itertools.product(rows, repeat=4):
+        if all(len({row[c] for row in grid}) == 4 for c in range(4)):
+            squares.append("".join(grid))
+    return tuple(squares)
+
+
+def _latin_solutions(puzzle: str) -> list[str]:
+    return [g for g in _latin_squares() if all(p in (".", s) for p, s in zip(puzzle, g, strict=True))]
+
+
+def _is_latin_completion(puzzle: str, cells: str) -> bool:
+    lines = [cells[r : r + 4] for r in range(0, 16, 4)]
+    columns = ["".join(line[c] for line in lines) for c in range(4)]
+    return all(sorted(line) == list("1234") for line in lines + columns) and all(
+        p in (".", c) for p, c in zip(puzzle, cells, strict=True)
+    )
+
+
+def _draw_latin(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    while True:
+        grid = rng.choice(_latin_squares())
+        blanks = set(rng.sample(range(16), rng.randint(*LATIN_BLANKS)))
+        puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
+        solutions = _latin_solutions(puzzle)
+        if len(solutions) >= 2:
+            # the target is a completion drawn at random, so the model learns every valid one
+            return ("latin", puzzle), Example(f"latin {_rows(puzzle)}", _rows(rng.choice(solutions)))
+
+
+def _parse_latin(prompt: str) -> str:
+    match = re.fullmatch(r"latin ([1-4.]{4})/([1-4.]{4})/([1-4.]{4})/([1-4.]{4})", prompt)
+    if not match:
+        raise ValueError(f"not a latin prompt: {prompt!r}")
+    puzzle = "".join(match.groups())
+    if not _latin_solutions(puzzle):
+        raise ValueError(f"latin prompt has no completion: {prompt!r}")
+    return puzzle
+
+
+# --- path --------------------------------------------------------------------------------------
+
+PATH_LENGTHS = (6, 12)  # inclusive range of cells
+PATH_COLOURS = (3, 4)  # the palette is 1..c
+PATH_GIVENS = (1, 3)  # inclusive range of given cells
+
+
+def _path_allowed(puzzle: str, colours: int) -> list[str]:
+    palette = "".join(str(d) for d in range(1, colours + 1))
+    return [palette if cell == "." else cell for cell in puzzle]
+
+
+def _path_counts(allowed: list[str]) -> list[dict[str, int]]:
+    """counts[i][d]: completions of cells i.. with cell i = d (adjacent cells differ)."""
+    counts: list[dict[str, int]] = [{} for _ in allowed]
+    for i in range(len(allowed) - 1, -1, -1):
+        for d in allowed[i]:
+            counts[i][d] = 1 if i == len(allowed) - 1 else sum(n for e, n in counts[i + 1].items() if e != d)
+    return counts
+
+
+def _path_sample(allowed: list[str], rng: random.Random) -> str:
+    """A valid colouring drawn uniformly among all of them."""
+    counts, cells, previous = _path_counts(allowed), [], ""
+    for i in range(len(allowed)):
+        options = [(d, n) for d, n in counts[i].items() if d != previous and n > 0]
+        previous = rng.choices([d for d, _ in options], weights=[n for _, n in options])[0]
+        cells.append(previous)
+    return "".join(cells)
+
+
+def _is_path_answer(puzzle: str, colours: int, cells: str) -> bool:
+    allowed = _path_allowed(puzzle, colours)
+    return (
+        len(cells) == len(puzzle)
+        and all(c in a for c, a in zip(cells, allowed, strict=False))
+        and all(a != b for a, b in itertools.pairwise(cells))
+    )
+
+
+def _draw_path(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    while True:
+        length, colours = rng.randint(*PATH_LENGTHS), rng.randint(*PATH_COLOURS)
+        givens = rng.sample(range(length), rng.randint(*PATH_GIVENS))
+        cells = ["."] * length
+        for i in givens:
+            cells[i] = str(rng.randint(1, colours))
+        puzzle = "".join(cells)
+        if sum(_path_counts(_path_allowed(puzzle, colours))[0].values()) >= 2:
+            target = _path_sample(_path_allowed(puzzle, colours), rng)
+            return ("path", puzzle, colours), Example(f"path {puzzle} colours {colours}", target)
+
+
+def _parse_path(prompt: str) -> tuple[str, int]:
+    match = re.fullmatch(r"path ([1-9.]+) colours ([1-9])", prompt)
+    if not match:
+        raise ValueError(f"not a path prompt: {prompt!r}")
+    puzzle, colours = match[1], int(match[2])
+    if not sum(_path_counts(_path_allowed(puzzle, colours))[0].values()):
+        raise ValueError(f"path prompt has no answer: {prompt!r}")
+    return puzzle, colours
+
+
 _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "arith": _draw_arith,
     "list": _draw_list,
     "sudoku": _draw_sudoku,
+    "latin": _draw_latin,
+    "path": _draw_path,
 }

@@ -43,6 +43,11 @@ HARNESSES = {
     "dream_eval": ("Dream", "@_lrd_dream_harness_switch"),
 }
 DREAM_DECORATORS = (("diffusion_generate", "@_lrd_generate_switch"), ("_sample", "@_lrd_sample_switch"))
+# Fast-dLLM v2 (a9b81e4 and later): batch_sample inside its model class, and its lm-eval harness
+V2_IMPORT = "from lrd_plugin.integrations.fast_dllm.v2 import sampler_switch as _lrd_v2_sampler_switch"
+V2_CLASS, V2_DECORATOR = "Fast_dLLM_QwenForCausalLM", ("batch_sample", "@_lrd_v2_sampler_switch")
+V2_HARNESS_IMPORT = "from lrd_plugin.integrations.fast_dllm.evaluate import v2_harness_switch as _lrd_v2_harness_switch"
+V2_HARNESS = ("Fast_dLLM_v2EvalHarness", "@_lrd_v2_harness_switch")
 
 
 def _mark(line: str) -> str:
@@ -72,7 +77,23 @@ def _decorator_anchor(lines: list[str], name: str, start: int = 0, indent: str =
 def _insertions(text: str, kind: str) -> list[dict]:
     """Anchors (1-based ``before_line``) and our lines for one target file."""
     lines = text.splitlines()
-    if kind in HARNESSES:
+    if kind == "v2_eval":
+        name, decorator = V2_HARNESS
+        classes = [i for i, line in enumerate(lines) if re.match(rf"class\s+{name}\b", line)]
+        if len(classes) != 1:
+            raise ValueError(f"expected one class {name}")
+        found = [(_first_import(lines), _mark(V2_HARNESS_IMPORT)), (classes[0], _mark(decorator))]
+    elif kind == "v2":
+        classes = [i for i, line in enumerate(lines) if re.match(rf"class\s+{V2_CLASS}\b", line)]
+        if len(classes) != 1:
+            raise ValueError(f"expected one class {V2_CLASS}")
+        name, decorator = V2_DECORATOR
+        indent = "    "
+        found = [
+            (_first_import(lines), _mark(V2_IMPORT)),
+            (_decorator_anchor(lines, name, classes[0], indent), _mark(indent + decorator)),
+        ]
+    elif kind in HARNESSES:
         name, decorator = HARNESSES[kind]
         classes = [i for i, line in enumerate(lines) if re.match(rf"class\s+{name}\b", line)]
         if len(classes) != 1:
@@ -99,12 +120,15 @@ def build(root: Path, commit: str) -> dict:
     """The spec dict for the checkout at `root` (which must be pristine)."""
     prefix = "v1/" if (root / "v1" / "llada" / "generate.py").is_file() else ""
     files = []
-    for relative, kind in (
+    targets = [
         (f"{prefix}llada/generate.py", "llada"),
         (f"{prefix}dream/model/generation_utils_block.py", "dream"),
         (f"{prefix}llada/eval_llada.py", "llada_eval"),
         (f"{prefix}dream/eval.py", "dream_eval"),
-    ):
+    ]
+    if (root / "v2" / "generation_functions.py").is_file():  # Fast-dLLM v2 (a9b81e4 and later)
+        targets += [("v2/generation_functions.py", "v2"), ("v2/eval.py", "v2_eval")]
+    for relative, kind in targets:
         data = (root / relative).read_bytes()
         if apply.MARKER.encode() in data:
             raise ValueError(f"{relative} already contains {apply.MARKER!r}: give a pristine checkout")

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from lrd_plugin import LRDConfig
+from lrd_plugin import LRDConfig, generate
 from lrd_plugin.cli import main
+from lrd_plugin.loading import load_model
 from lrd_plugin.models import build_default_random_model
 
 
@@ -64,6 +65,7 @@ def test_config_overrides_round_trip_through_yaml(tmp_path, capsys):
         (["generate", "--prompt", "x", "--gen-length", "10", "--block-length", "4"], "multiple of block_length"),
         (["generate", "--model", "/nonexistent", "--prompt", "x"], "--model must be 'default' or a directory"),
         (["generate"], "at least one --prompt"),
+        (["generate", "--prompt", "x", "--attention", "sideways"], "invalid choice: 'sideways'"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
@@ -88,3 +90,26 @@ def test_demo_compares_samplers_and_measures_the_step_cost(capsys):
         and cost["extra_over_forward"]
         == pytest.approx((cost["lrd_step_ms"] - cost["base_step_ms"]) / cost["forward_ms"])
     )
+
+
+def test_generate_in_block_attention_decodes_as_the_decoder_does(tmp_path, capsys):
+    """`--attention block` runs the model in its block-diffusion mode: the command's tokens are the
+    decoder's with a block-mode denoiser, and differ from full attention's on a random model."""
+    model, tokenizer = build_default_random_model(seed=2)
+    model.save_pretrained(tmp_path)
+    tokenizer.save(tmp_path)
+    argv = ["generate", "--model", str(tmp_path), "--prompt", "a prompt", "--gen-length", "16", "--block-length", "8"]
+    argv += ["--set", "early_stop=false", "--json"]
+    texts = {}
+    for attention in ("full", "block"):
+        assert main([*argv, "--attention", attention]) == 0
+        texts[attention] = json.loads(capsys.readouterr().out)["text"]
+    loaded = load_model(str(tmp_path), block_size=8)
+    assert loaded.denoiser.block_size == 8
+    ids, mask = loaded.encode_batch(["a prompt"])
+    config = LRDConfig(early_stop=False)
+    out = generate(
+        loaded.denoiser, ids, attention_mask=mask, gen_length=16, block_length=8, config=config, cache="prefix"
+    )
+    assert texts["block"] == loaded.decode(out.generated[0].tolist())
+    assert texts["block"] != texts["full"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lrd_plugin.models import CharTokenizer
@@ -9,6 +11,12 @@ from lrd_plugin.tasks import (
     MARKER,
     TASK_CHARS,
     TASKS,
+    VALIDITY_TASKS,
+    _latin_solutions,
+    _latin_squares,
+    _parse_path,
+    _path_allowed,
+    _path_counts,
     extract_answer,
     generate_examples,
     reference_answer,
@@ -27,7 +35,7 @@ def test_same_seed_same_examples_other_seed_others(task: str) -> None:
 
 @pytest.mark.parametrize("task", TASKS)
 def test_test_problems_never_appear_in_train(task: str) -> None:
-    n_train = 600 if task == "sudoku" else 3000  # Sudoku examples are slower to draw
+    n_train = 600 if task in ("sudoku", "latin") else 3000  # grid examples are slower to draw
     train = [ex for seed in range(2) for ex in generate_examples(task, "train", n_train, seed)]
     test = generate_examples(task, "test", N, seed=0)
     assert len({ex.prompt for ex in test}) == N  # no duplicate in the test set
@@ -41,13 +49,16 @@ def test_test_problems_never_appear_in_train(task: str) -> None:
 def test_reference_target_scores_true_and_corruptions_false(task: str) -> None:
     for prompt, target in generate_examples(task, "test", N, seed=1):
         assert score(task, prompt, target), (prompt, target)
-        assert extract_answer(task, target) == reference_answer(task, prompt)
+        if task not in VALIDITY_TASKS:
+            assert extract_answer(task, target) == reference_answer(task, prompt)
         assert not score(task, prompt, "")
         assert not score(task, prompt, target[: len(target) // 2])  # an unfinished answer
         answer = extract_answer(task, target)
         assert answer is not None
         last_digit = max(i for i, c in enumerate(target) if c.isdigit())
         wrong = "1" if target[last_digit] != "1" else "2"
+        if task == "path":  # the last cell is often free: repeat its neighbour instead
+            wrong = target[last_digit - 1]
         assert not score(task, prompt, target[:last_digit] + wrong + target[last_digit + 1 :]), (prompt, target)
 
 
@@ -84,3 +95,46 @@ def test_bad_arguments_are_named() -> None:
         generate_examples("arith", "valid", 1)
     with pytest.raises(ValueError, match="arith prompt"):
         reference_answer("arith", "What is love?")
+
+
+def test_validity_tasks_accept_every_valid_answer_and_only_those() -> None:
+    prompt = "latin 1.../..../..../...."
+    completions = [g for g in _latin_squares() if g[0] == "1"]
+    assert len(completions) == 144
+    assert all(score("latin", prompt, "/".join(g[r : r + 4] for r in range(0, 16, 4))) for g in completions)
+    assert not score("latin", prompt, "2143/1234/3412/4321")  # a Latin square, but not the given 1
+    assert not score("latin", prompt, "1234/2143/3412/4312")  # column 3 and 4 repeat digits
+    assert not score("latin", prompt, "1234/2143/3412/432")  # 15 cells
+    prompt = "path 1..3 colours 3"
+    answers = ["1213", "1323", "1313"]
+    valid = {"".join(c) for c in itertools.product("123", repeat=4) if c[0] == "1" and c[3] == "3"}
+    valid = {v for v in valid if all(a != b for a, b in itertools.pairwise(v))}
+    assert valid == {"1213", "1313", "1323", "1233"} - {"1233"}
+    assert all(score("path", prompt, answer) for answer in answers)
+    assert sum(_path_counts(_path_allowed("1..3", 3))[0].values()) == len(valid)
+    for wrong in ("1233", "2123", "1413", "121", "12133", "1 2 1 4", "1,2,1,3"):
+        assert not score("path", prompt, wrong), wrong
+    assert extract_answer("path", " 12 13") == "1213"
+
+
+@pytest.mark.parametrize("task", VALIDITY_TASKS)
+def test_validity_problems_have_several_answers_and_the_targets_vary(task: str) -> None:
+    examples = generate_examples(task, "train", 200, seed=0)
+    for prompt, _ in examples[:50]:
+        if task == "latin":
+            assert len(_latin_solutions(prompt.split()[1].replace("/", ""))) >= 2
+        else:
+            assert sum(_path_counts(_path_allowed(*_parse_path(prompt)))[0].values()) >= 2
+    # the target is drawn among the valid answers, not always the first one
+    assert sum(extract_answer(task, target) != reference_answer(task, prompt) for prompt, target in examples) > 50
+
+
+def test_malformed_validity_prompts_are_named() -> None:
+    with pytest.raises(ValueError, match="not a latin prompt"):
+        score("latin", "latin 12345/..../..../....", "1234/2143/3412/4321")
+    with pytest.raises(ValueError, match="no completion"):
+        score("latin", "latin 11../..../..../....", "1234/2143/3412/4321")
+    with pytest.raises(ValueError, match="no answer"):
+        score("path", "path 11 colours 3", "11")
+    with pytest.raises(ValueError, match="not a path prompt"):
+        score("path", "path 1.2 colors 3", "132")

@@ -2,11 +2,13 @@
 
 `TinyModelRunner` is the part of SGLang's `ModelRunner` that `DllmAlgorithm.run` touches
 (``forward(forward_batch, pp_proxy_tensors)`` and ``model.get_input_embeddings()``), wrapping a tiny
-LLaDA of this project. It builds every forward's inputs with SGLang's own
-`ModelRunner._extend_forward_kwargs` (token embeddings from SGLang's `VocabParallelEmbedding`, then
-``replace_embeds`` scattered at ``replace_positions``) and runs one block per request per forward
-against that request's KV cache. As in SGLang's paged cache, the KV a finished block leaves behind is
-the one its *last* forward computed, so a mixture leaking into the cache would change later blocks.
+LLaDA of this project in its block-diffusion attention (``block_size``), as SGLang serves LLaDA2 and
+SDAR: a block sees itself and the blocks before it, never a later one. It builds every forward's
+inputs with SGLang's own `ModelRunner._extend_forward_kwargs` (token embeddings from SGLang's
+`VocabParallelEmbedding`, then ``replace_embeds`` scattered at ``replace_positions``) and runs one
+block per request per forward against that request's KV cache. As in SGLang's paged cache, the KV a
+finished block leaves behind is the one its *last* forward computed, so a mixture leaking into the
+cache would change later blocks.
 
 `serve` stands in for the scheduler: it forms each round's `ForwardBatch` (SGLang's class) the way
 SGLang's dLLM request mixin lays blocks out (complete prompt blocks prefilled, the prompt's tail and
@@ -52,8 +54,9 @@ class TinyModelRunner:
     _pp_kwargs = ModelRunner._pp_kwargs
     _extend_forward_kwargs = ModelRunner._extend_forward_kwargs
 
-    def __init__(self, net: LLaDAModel) -> None:
+    def __init__(self, net: LLaDAModel, block_size: int | None = None) -> None:
         self.net = net.eval()
+        self.block_size = block_size  # None: full attention over what the runner is given
         table = net.get_input_embeddings().weight
         embed = VocabParallelEmbedding(table.shape[0], table.shape[1], params_dtype=table.dtype, enable_tp=False)
         with torch.no_grad():
@@ -68,7 +71,7 @@ class TinyModelRunner:
     def prefill(self, rid: str, ids: list[int]) -> None:
         """Complete prompt blocks, encoded once before the request's first dLLM block."""
         if ids:
-            out = self.net(input_ids=torch.tensor([ids]), use_cache=True)
+            out = self.net(input_ids=torch.tensor([ids]), use_cache=True, block_size=self.block_size)
             self.cache[rid] = out.past_key_values
 
     @torch.no_grad()
@@ -93,6 +96,7 @@ class TinyModelRunner:
                 past_key_values=self.cache.get(rid),
                 position_ids=positions[i : i + 1],
                 use_cache=True,
+                block_size=self.block_size,
             )
             self.pending[rid] = (out.past_key_values, counts[i])
             logits.append(out.logits[0])

@@ -58,7 +58,7 @@ def requests(tokenizer: CharTokenizer, blocks: tuple[int, ...] = (2, 2, 1, 2)) -
 def run(cls: type, name: str, settings: dict, model: tuple, *, fdfo: bool, blocks=(2, 2, 1, 2)):
     net, tokenizer = model
     algorithm = make(cls, name, settings, tokenizer.mask_id, fdfo)
-    runner = TinyModelRunner(net)
+    runner = TinyModelRunner(net, BLOCK)
     reqs = requests(tokenizer, blocks)
     rounds = serve(algorithm, runner, reqs)
     return algorithm, runner, reqs, rounds
@@ -187,7 +187,7 @@ def test_fdfo_and_the_synchronous_loop_decode_the_same_tokens(model):
 def test_a_literal_mask_in_the_prompt_is_never_decoded(model):
     net, tokenizer = model
     algorithm = make(LRD, NAME, LRD_SETTINGS, tokenizer.mask_id, True)
-    runner = TinyModelRunner(net)
+    runner = TinyModelRunner(net, BLOCK)
     prompt = tokenizer.encode("x=[1,2,3]; print(x[::2])")
     prompt.insert(3, tokenizer.mask_id)
     request = Request("r0", prompt, 2)

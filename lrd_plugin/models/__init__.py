@@ -1,6 +1,14 @@
 """Model definitions: a minimal LLaDA-architecture network and a character tokenizer."""
 
-from .llada import KVCache, LLaDAConfig, LLaDAModel, ModelOutput, build_default_random_model, random_model_for
+from .llada import (
+    KVCache,
+    LLaDAConfig,
+    LLaDAModel,
+    ModelOutput,
+    block_attention_mask,
+    build_default_random_model,
+    random_model_for,
+)
 from .tokenizer import CharTokenizer
 
 __all__ = [
@@ -9,6 +17,7 @@ __all__ = [
     "LLaDAConfig",
     "LLaDAModel",
     "ModelOutput",
+    "block_attention_mask",
     "build_default_random_model",
     "random_model_for",
 ]

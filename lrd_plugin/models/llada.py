@@ -10,7 +10,10 @@ Differences from the reference, all additive:
 
 * ``attention_mask`` really masks padded keys (the reference ignores it);
 * ``position_ids`` may be given, e.g. to keep left-padded rows at their true positions;
-* the KV cache holds keys *after* RoPE, so a cached prefix can be cut by slicing.
+* the KV cache holds keys *after* RoPE, so a cached prefix can be cut by slicing;
+* ``block_size`` switches on block-diffusion attention (as LLaDA2, SDAR and Fast-dLLM v2 use): a
+  token sees the tokens of its own block and of earlier blocks only, so a loop can decode block by
+  block over a cache of finished blocks. One checkpoint can be trained to serve both patterns.
 """
 
 from __future__ import annotations
@@ -214,6 +217,60 @@ def _key_mask(attention_mask: Tensor | None, batch: int, n_keys: int) -> Tensor 
     return mask[:, None, None, :]
 
 
+def block_attention_mask(query_positions: Tensor, key_positions: Tensor, block_size: int) -> Tensor:
+    """Block-diffusion attention: query i sees key j iff ``pos_j // block_size <= pos_i // block_size``.
+
+    Positions are [B, Q] and [B, K] (or [1, ...]); returns a boolean [B, 1, Q, K] mask. Blocks are
+    aligned to absolute position 0 of the real tokens, as SGLang and Fast-dLLM v2 lay them out.
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
+        raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
+    query_blocks = torch.div(query_positions, block_size, rounding_mode="floor")
+    key_blocks = torch.div(key_positions, block_size, rounding_mode="floor")
+    return (key_blocks[:, None, None, :] <= query_blocks[:, None, :, None]).contiguous()
+
+
+def _attention_mask(
+    attention_mask: Tensor | None,
+    batch: int,
+    length: int,
+    past_length: int,
+    position_ids: Tensor,
+    block_size: int | None,
+) -> Tensor | None:
+    """SDPA's boolean mask from a padding mask ([B, K]) or a full mask ([B, 1, Q, K]) and the block mode.
+
+    The block mode's cache protocol: a cache holds whole blocks that precede the new tokens' blocks
+    (the prompt's complete blocks, finished blocks), so every cached key is visible; blocks among the
+    new tokens follow their ``position_ids``.
+    """
+    n_keys = past_length + length
+    if attention_mask is not None and attention_mask.dim() == 4:
+        if attention_mask.dtype != torch.bool or attention_mask.shape[1] != 1:
+            raise ValueError("a 4-D attention_mask must be boolean [batch, 1, new, past + new] (True = attend)")
+        if attention_mask.shape[0] not in (1, batch) or tuple(attention_mask.shape[2:]) != (length, n_keys):
+            expected = [batch, 1, length, n_keys]
+            raise ValueError(f"a 4-D attention_mask must have shape {expected}, got {list(attention_mask.shape)}")
+        if block_size is not None:
+            raise ValueError("block_size cannot be combined with a 4-D attention_mask (build the blocks into the mask)")
+        mask = attention_mask
+    else:
+        mask = _key_mask(attention_mask, batch, n_keys)
+        if block_size is None:
+            return mask
+        blocks = block_attention_mask(position_ids, position_ids, block_size)
+        if bool(blocks.all()):  # one block over a cache of earlier ones: nothing is hidden
+            return mask
+        past = blocks.new_ones(blocks.shape[0], 1, length, past_length)
+        blocks = torch.cat((past, blocks), dim=-1)
+        mask = blocks if mask is None else blocks & mask
+    # A query that sees no key would turn softmax into NaNs; let it see itself.
+    if past_length == 0 and not bool(mask.any(dim=-1).all()):
+        eye = torch.eye(length, dtype=torch.bool, device=mask.device)[None, None]
+        mask = mask | (eye & ~mask.any(dim=-1, keepdim=True))
+    return mask
+
+
 class LLaDABlock(nn.Module):
     """Pre-norm bidirectional attention + SwiGLU MLP, named like the reference llama block."""
 
@@ -333,13 +390,16 @@ class LLaDAModel(nn.Module):
         position_ids: Tensor | None = None,
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
+        block_size: int | None = None,
     ) -> ModelOutput:
-        """Logits for the new tokens, attending bidirectionally to cached and new tokens.
+        """Logits for the new tokens, attending to cached and new tokens.
 
-        ``attention_mask`` is a [B, L_past + L_new] key-padding mask (1 = real token);
-        ``position_ids`` are [B, L_new] absolute positions, by default continuing after
-        the cache; ``past_key_values`` holds per-layer (K after RoPE, V), each
-        [B, n_kv_heads, L_past, head_dim].
+        ``attention_mask`` is a [B, L_past + L_new] key-padding mask (1 = real token), or a boolean
+        [B, 1, L_new, L_past + L_new] mask of which key each query sees; ``position_ids`` are
+        [B, L_new] absolute positions, by default continuing after the cache; ``past_key_values``
+        holds per-layer (K after RoPE, V), each [B, n_kv_heads, L_past, head_dim]. ``block_size``
+        None is LLaDA's full bidirectional attention; an int is block-diffusion attention (see
+        :func:`block_attention_mask`), where a cache must hold whole blocks before the new tokens'.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -368,7 +428,7 @@ class LLaDAModel(nn.Module):
             n_positions = highest + 1
         cos, sin = self._rope_cos_sin(n_positions, x.device)
         cos, sin = cos[position_ids][:, None], sin[position_ids][:, None]
-        key_mask = _key_mask(attention_mask, batch, past_length + length)
+        key_mask = _attention_mask(attention_mask, batch, length, past_length, position_ids, block_size)
 
         presents = []
         for index, block in enumerate(self.transformer.blocks):

@@ -5,9 +5,9 @@
         --tasks gsm8k ...
 
 is upstream's ``eval_llada.py`` command with the script swapped for this launcher and one argument
-added (``dream`` runs ``dream/eval.py``'s ``dream`` model the same way). ``lrd_<field>=value`` model
-args set LRD fields. A checkout patched with ``patches/apply.py`` needs no launcher: its own
-``eval_llada.py`` / ``eval.py`` accept the same arguments.
+added (``dream`` runs ``dream/eval.py``'s ``dream`` model the same way, ``v2`` runs ``v2/eval.py``'s
+``fast_dllm_v2``). ``lrd_<field>=value`` model args set LRD fields. A checkout patched with
+``patches/apply.py`` needs no launcher: its own ``eval_llada.py`` / ``eval.py`` accept the same arguments.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from typing import Any
 from .layout import detect_layout
 from .settings import active, harness_settings
 
-HARNESSES = {"llada": ("eval_llada", "LLaDAEvalHarness"), "dream": ("eval", "Dream")}
+HARNESSES = {
+    "llada": ("eval_llada", "LLaDAEvalHarness"),
+    "dream": ("eval", "Dream"),
+    "v2": ("eval", "Fast_dLLM_v2EvalHarness"),
+}
 
 
 def harness_switch(cls: type, *, needs_cache: bool = False) -> type:
@@ -65,7 +69,13 @@ def dream_harness_switch(cls: type) -> type:
     return harness_switch(cls, needs_cache=True)
 
 
-SWITCHES = {"llada": llada_harness_switch, "dream": dream_harness_switch}
+def v2_harness_switch(cls: type) -> type:
+    """``v2/eval.py``'s ``fast_dllm_v2`` harness: its ``generate_until`` calls ``batch_sample`` (bound
+    onto the model as ``mdm_sample`` when the harness is made, so `enable_v2` must come first)."""
+    return harness_switch(cls)
+
+
+SWITCHES = {"llada": llada_harness_switch, "dream": dream_harness_switch, "v2": v2_harness_switch}
 
 
 def load_harness(model: str, root: str | None = None) -> type:
@@ -73,10 +83,12 @@ def load_harness(model: str, root: str | None = None) -> type:
     registers its lm-eval model name) and switch its harness class."""
     if model not in HARNESSES:
         raise ValueError(f"model must be one of {sorted(HARNESSES)}, got {model!r}")
-    from . import enable_dream, enable_llada  # type: ignore[attr-defined]
+    from . import enable_dream, enable_llada, enable_v2  # type: ignore[attr-defined]
 
     layout = detect_layout(root)
-    if model == "llada":
+    if model == "v2":
+        enable_v2(layout.root)
+    elif model == "llada":
         enable_llada(layout.root)
         _register_llada_config()
     else:
@@ -100,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in HARNESSES:
         raise SystemExit(
-            f"usage: python -m {__spec__.name if __spec__ else __name__} {{llada|dream}} [lm-eval arguments]"
+            f"usage: python -m {__spec__.name if __spec__ else __name__} {{llada|dream|v2}} [lm-eval arguments]"
         )
     load_harness(args[0])
     from lm_eval.__main__ import cli_evaluate

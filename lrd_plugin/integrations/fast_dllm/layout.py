@@ -64,8 +64,9 @@ def detect_layout(root: str | os.PathLike[str] | None = None) -> Layout:
 
 
 # Fast-dLLM's LLaDA and Dream code both live in a top-level package called ``model``, and LLaDA's
-# generation code in a top-level module ``generate``: these names are swapped per import.
-_FLAT_NAMES = ("model", "generate", "eval_llada", "eval")
+# generation code in a top-level module ``generate`` (v2's in ``generation_functions``): these names are
+# swapped per import.
+_FLAT_NAMES = ("model", "generate", "eval_llada", "eval", "generation_functions")
 
 
 @contextlib.contextmanager
