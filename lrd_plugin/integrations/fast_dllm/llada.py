@@ -26,8 +26,8 @@ from torch import Tensor
 from ...config import LRDConfig
 from ...sampler import LRDSampler
 from .inputs import model_inputs
-from .settings import check_sampler, split_lrd_kwargs, with_active
 from .settings import lrd_config as make_config
+from .settings import switch
 
 CACHES = ("none", "prefix", "dual")
 FUNCTIONS = {"generate": "none", "generate_with_prefix_cache": "prefix", "generate_with_dual_cache": "dual"}
@@ -191,37 +191,15 @@ def sampler_switch(cache: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 def _switch(function: Callable[..., Any], cache: str) -> Callable[..., Any]:
-    if getattr(function, "__lrd_switch__", False):
-        return function
-    signature = inspect.signature(function)
-    legacy = "factor" not in signature.parameters  # 24cc59e's loops predate factor decoding
+    legacy = "factor" not in inspect.signature(function).parameters  # 24cc59e's loops predate factor decoding
 
-    def switched(*args: Any, **kwargs: Any) -> Any:
-        kwargs = with_active(kwargs)
-        sampler, lrd_config = kwargs.pop("sampler", None), kwargs.pop("lrd_config", None)
-        lrd_values, kwargs = split_lrd_kwargs(kwargs)
-        if not check_sampler(sampler):
-            if lrd_values or lrd_config is not None:
-                raise ValueError(f"LRD settings {sorted(lrd_values)} were given without sampler='lrd'")
-            return function(*args, **kwargs)
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
+    def run_lrd(arguments: dict[str, Any], lrd_values: dict[str, Any], lrd_config: Any) -> Any:
         # upstream's module namespace, read at call time (the module need not be in sys.modules)
         upstream = SimpleNamespace(**inspect.unwrap(function).__globals__)
-        return lrd_generate(
-            upstream,
-            cache=cache,
-            config=make_config(lrd_values, lrd_config, whole_answer=cache != "dual"),
-            legacy=legacy,
-            **bound.arguments,
-        )
+        config = make_config(lrd_values, lrd_config, whole_answer=cache != "dual")
+        return lrd_generate(upstream, cache=cache, config=config, legacy=legacy, **arguments)
 
-    switched.__wrapped__ = function  # type: ignore[attr-defined]
-    switched.__lrd_switch__ = True  # type: ignore[attr-defined]
-    switched.__name__ = function.__name__
-    switched.__qualname__ = function.__qualname__
-    switched.__doc__ = function.__doc__
-    return switched
+    return switch(function, run_lrd)
 
 
 def install(upstream: ModuleType) -> ModuleType:

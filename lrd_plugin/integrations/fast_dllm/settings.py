@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -66,6 +67,36 @@ def split_lrd_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     lrd = {k[len(PREFIX) :]: v for k, v in kwargs.items() if k.startswith(PREFIX)}
     rest = {k: v for k, v in kwargs.items() if not k.startswith(PREFIX)}
     return lrd, rest
+
+
+def switch(
+    function: Callable[..., Any], run_lrd: Callable[[dict[str, Any], dict[str, Any], Any], Any]
+) -> Callable[..., Any]:
+    """Wrap an upstream function: with ``sampler`` absent, None or "default" it is called exactly as it
+    was (LRD settings then are an error); ``sampler="lrd"`` calls ``run_lrd(arguments, lrd_values,
+    lrd_config)`` with every argument bound by name, upstream's defaults applied. Idempotent."""
+    if getattr(function, "__lrd_switch__", False):
+        return function
+    signature = inspect.signature(function)
+
+    def switched(*args: Any, **kwargs: Any) -> Any:
+        kwargs = with_active(kwargs)
+        sampler, lrd_config = kwargs.pop("sampler", None), kwargs.pop("lrd_config", None)
+        lrd_values, kwargs = split_lrd_kwargs(kwargs)
+        if not check_sampler(sampler):
+            if lrd_values or lrd_config is not None:
+                raise ValueError(f"LRD settings {sorted(lrd_values)} were given without sampler='lrd'")
+            return function(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return run_lrd(dict(bound.arguments), lrd_values, lrd_config)
+
+    switched.__wrapped__ = function  # type: ignore[attr-defined]
+    switched.__lrd_switch__ = True  # type: ignore[attr-defined]
+    switched.__name__ = function.__name__
+    switched.__qualname__ = function.__qualname__
+    switched.__doc__ = function.__doc__
+    return switched
 
 
 def lrd_config(

@@ -34,7 +34,6 @@ not crash (upstream trims a cache that does not exist).
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -44,8 +43,8 @@ from torch import Tensor
 
 from ...config import LRDConfig
 from ...sampler import BlockState, LRDSampler
-from .settings import check_sampler, split_lrd_kwargs, with_active
 from .settings import lrd_config as make_config
+from .settings import switch
 
 CLASS = "Fast_dLLM_QwenForCausalLM"
 FUNCTION = "batch_sample"
@@ -344,30 +343,12 @@ def sampler_switch(function: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for upstream's ``batch_sample``: with ``sampler`` absent, None or "default" it is
     called exactly as it was; ``sampler="lrd"`` runs `lrd_batch_sample` with the same arguments (and
     upstream's defaults). Works at run time (`install`) and as a decorator line in upstream's file."""
-    if getattr(function, "__lrd_switch__", False):
-        return function
-    signature = inspect.signature(function)
 
-    def switched(*args: Any, **kwargs: Any) -> Any:
-        kwargs = with_active(kwargs)
-        sampler, lrd_config = kwargs.pop("sampler", None), kwargs.pop("lrd_config", None)
-        lrd_values, kwargs = split_lrd_kwargs(kwargs)
-        if not check_sampler(sampler):
-            if lrd_values or lrd_config is not None:
-                raise ValueError(f"LRD settings {sorted(lrd_values)} were given without sampler='lrd'")
-            return function(*args, **kwargs)
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
+    def run_lrd(arguments: dict[str, Any], lrd_values: dict[str, Any], lrd_config: Any) -> Any:
         model = arguments.pop("self")
         return lrd_batch_sample(model, **arguments, config=v2_config(lrd_values, lrd_config))
 
-    switched.__wrapped__ = function  # type: ignore[attr-defined]
-    switched.__lrd_switch__ = True  # type: ignore[attr-defined]
-    switched.__name__ = function.__name__
-    switched.__qualname__ = function.__qualname__
-    switched.__doc__ = function.__doc__
-    return switched
+    return switch(function, run_lrd)
 
 
 def install(upstream: ModuleType) -> ModuleType:
