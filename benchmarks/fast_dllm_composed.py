@@ -37,11 +37,17 @@ RULES = {"threshold 0.9": {"threshold": 0.9}, "factor 1.0": {"factor": 1.0}}
 CACHES = {"prefix": "generate_with_prefix_cache", "dual": "generate_with_dual_cache"}
 VARIANTS = {
     "fast-dllm": {},
-    "plugin, LRD off": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
-    "fast-dllm + lrd, paper stop": {"sampler": "lrd", "lrd_early_stop_rule": "paper", "lrd_early_stop_scope": "block"},
+    "plugin (LRD off)": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
+    "fast-dllm + lrd (paper stop)": {"sampler": "lrd", "lrd_early_stop_rule": "paper", "lrd_early_stop_scope": "block"},
     "fast-dllm + lrd": {"sampler": "lrd"},  # the package default early stop
-    "fast-dllm + lrd, no early stop": {"sampler": "lrd", "lrd_early_stop": False},
+    "fast-dllm + lrd (no early stop)": {"sampler": "lrd", "lrd_early_stop": False},
+    # the composed mode: Phase 1 commits what the threshold is sure of; stable positions commit at
+    # twice the error the threshold accepts
+    "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_refine_commit": "sure", "lrd_stable_slack": 2.0},
+    "fast-dllm + lrd (sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},
 }
+DEFAULT_VARIANTS = ("fast-dllm", "plugin (LRD off)", "fast-dllm + lrd (paper stop)", "fast-dllm + lrd",
+                    "fast-dllm + lrd (no early stop)")  # fmt: skip
 
 
 def answer(tokenizer: CharTokenizer, ids: list[int]) -> str:
@@ -58,7 +64,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="held-out prompts per task")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fast_dllm"))
+    parser.add_argument("--model", type=Path, default=MODEL_DIR, help="a LLaDA-format model directory")
+    parser.add_argument("--caches", default=",".join(CACHES), help=f"comma list of {list(CACHES)}")
+    parser.add_argument("--rules", default=",".join(RULES), help=f"comma list of {list(RULES)}")
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma list of {list(VARIANTS)} (fast-dllm first)"
+    )
     args = parser.parse_args()
+    variants = {name: VARIANTS[name] for name in _names(args.variants, VARIANTS, "--variants")}
+    if "fast-dllm" not in variants:
+        raise SystemExit("--variants must include fast-dllm (every other variant is measured against it)")
+    caches = {name: CACHES[name] for name in _names(args.caches, CACHES, "--caches")}
+    chosen_rules = _names(args.rules, RULES, "--rules")
     torch.set_num_threads(args.threads)
 
     layout = detect_layout()
@@ -68,11 +85,11 @@ def main() -> None:
         configuration = importlib.import_module("model.configuration_llada")
     original = {name: getattr(upstream, name) for name in CACHES.values()}
     llada.install(upstream)
-    config = configuration.LLaDAConfig.from_pretrained(MODEL_DIR)
-    model = modeling.LLaDAModelLM.from_pretrained(MODEL_DIR, config=config).eval()
-    tokenizer = CharTokenizer.load(MODEL_DIR)
+    config = configuration.LLaDAConfig.from_pretrained(args.model)
+    model = modeling.LLaDAModelLM.from_pretrained(args.model, config=config).eval()
+    tokenizer = CharTokenizer.load(args.model)
 
-    rules = {k: v for k, v in RULES.items() if not (layout.legacy and "factor" in v)}
+    rules = {k: RULES[k] for k in chosen_rules if not (layout.legacy and "factor" in RULES[k])}
     records: list[dict[str, Any]] = []
     for task in args.tasks.split(","):
         examples = generate_examples(task, "test", args.n, seed=0)
@@ -80,9 +97,9 @@ def main() -> None:
             totals: dict[tuple[str, str, str], dict[str, float]] = {}
             for example in examples:
                 prompt = torch.tensor([tokenizer.encode(example.prompt)])
-                for cache, function in CACHES.items():
+                for cache, function in caches.items():
                     for rule, rule_args in rules.items():
-                        for variant, variant_args in VARIANTS.items():
+                        for variant, variant_args in variants.items():
                             call = original[function] if not variant_args else getattr(upstream, function)
                             kwargs = {"steps": gen_length, "gen_length": gen_length}
                             kwargs["block_length"] = args.block_length
@@ -115,42 +132,45 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"layout": layout.name, "root": str(layout.root), "n": args.n, "block_length": args.block_length}
+    meta |= {"model": str(args.model), "variants": variants}
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
     table = markdown(records)
     (args.out / "results.md").write_text(table)
     print(table)
 
 
-LRD_VARIANTS = ("fast-dllm + lrd, paper stop", "fast-dllm + lrd", "fast-dllm + lrd, no early stop")
+def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise SystemExit(f"{flag}: unknown {unknown or 'empty list'}; allowed: {list(allowed)}")
+    return names
 
 
 def markdown(records: list[dict[str, Any]]) -> str:
-    """One row per task x length x cache x rule: upstream, then each LRD variant's accuracy change,
-    NFE and latency speedup against it (same run), and the plugin's overhead with LRD off."""
+    """One row per task x length x cache x rule: upstream, then each other variant's accuracy change,
+    NFE and latency speedup against it (same run); the plugin with LRD off is its overhead."""
     by_key: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in records:
         by_key.setdefault((r["task"], r["gen_length"], r["cache"], r["rule"]), {})[r["variant"]] = r
-    heads = ["+LRD (paper stop)", "+LRD (default stop)", "+LRD (no early stop)"]
+    others = [name for name in dict.fromkeys(r["variant"] for r in records) if name != "fast-dllm"]
     lines = [
         "| task | gen | cache | rule | Fast-dLLM acc, NFE | "
-        + " | ".join(f"{h}: Δ acc, NFE, speedup" for h in heads)
-        + " | plugin overhead, LRD off |",
-        "|---|---:|---|---|---:|" + "---:|" * len(heads) + "---:|",
+        + " | ".join(f"{name}: Δ acc, NFE, speedup" for name in others)
+        + " |",
+        "|---|---:|---|---|---:|" + "---:|" * len(others),
     ]
     for (task, gen, cache, rule), v in by_key.items():
-        base, off = v["fast-dllm"], v["plugin, LRD off"]
-        cells = []
-        for name in LRD_VARIANTS:
-            lrd = v[name]
-            cells.append(
-                f"{100 * (lrd['accuracy'] - base['accuracy']):+.1f}, {lrd['nfe']:.1f}, "
-                f"{base['latency_s'] / lrd['latency_s']:.2f}x"
-            )
-        overhead = 100 * (off["latency_s"] / base["latency_s"] - 1)
+        base = v["fast-dllm"]
+        cells = [
+            f"{100 * (r['accuracy'] - base['accuracy']):+.1f}, {r['nfe']:.1f}, "
+            f"{base['latency_s'] / r['latency_s']:.2f}x"
+            for r in (v[name] for name in others)
+        ]
         lines.append(
             f"| {task} | {gen} | {cache} | {rule} | {100 * base['accuracy']:.1f}, {base['nfe']:.1f} | "
             + " | ".join(cells)
-            + f" | {overhead:+.1f} % |"
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

@@ -40,6 +40,7 @@ RUNS = [
     ("LRD paper settings, t=0.9", LRD, {"threshold": 0.9, "early_stop_rule": "paper"}),
     ("LRD default (per_position stop), t=0.9", LRD, {"threshold": 0.9}),
     ("LRD no early stop, t=0.9", LRD, {"threshold": 0.9, "early_stop": False}),
+    ("LRD composed (sure, slack 2), t=0.9", LRD, {"threshold": 0.9, "refine_commit": "sure", "stable_slack": 2.0}),
     ("LRD no early stop, t=0.95", LRD, {"threshold": 0.95, "early_stop": False}),
 ]
 

@@ -19,7 +19,8 @@ import torch
 from integration_tests.upstream_models import LLADA_MASK, tiny_llada
 from lrd_plugin.integrations.fast_dllm import llada
 from lrd_plugin.integrations.fast_dllm.layout import Layout, flat_imports
-from lrd_plugin.models import LLaDAModel
+from lrd_plugin.models import CharTokenizer, LLaDAModel
+from lrd_plugin.tasks import generate_examples
 
 MASK = LLADA_MASK
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "lrd_plugin" / "default_model"
@@ -97,17 +98,30 @@ def test_lrd_decodes_every_position_with_valid_tokens(upstream: Upstream, functi
 def test_lrd_with_the_whole_sequence_scope(upstream: Upstream) -> None:
     model = upstream.tiny_model(seed=4)
     prompt = torch.randint(0, 140, (1, 6), generator=torch.Generator().manual_seed(3))
-    for function in ("generate", "generate_with_prefix_cache"):
+    for function in llada.FUNCTIONS:
         x, _ = upstream.switched(function)(
             model, prompt, steps=32, gen_length=32, block_length=8, mask_id=MASK, sampler="lrd",
             lrd_early_stop_scope="sequence",
         )  # fmt: skip
         assert not (x == MASK).any()
-    with pytest.raises(ValueError, match="lrd_early_stop_scope='sequence'"):
-        upstream.switched("generate_with_dual_cache")(
-            model, prompt, steps=32, gen_length=32, block_length=8, mask_id=MASK, sampler="lrd",
-            lrd_early_stop_scope="sequence",
-        )  # fmt: skip
+
+
+def test_the_dual_cache_stops_at_a_settled_tail(upstream: Upstream) -> None:
+    """The dual cache predicts later blocks only at its block-start refreshes; the sequence stop
+    compares those, so on the trained default a settled EOS tail ends decoding in fewer forwards
+    than the block-scope stop, with the same answer."""
+    model = upstream.load_default()
+    tok = CharTokenizer.load(DEFAULT_MODEL)
+    prompt = torch.tensor([tok.encode(generate_examples("list", "test", 1)[0].prompt)])
+    args = {"steps": 128, "gen_length": 128, "block_length": 32, "mask_id": tok.mask_id, "threshold": 0.9}
+    function = upstream.switched("generate_with_dual_cache")
+    whole, whole_nfe = function(model, prompt, sampler="lrd", lrd_early_stop_scope="sequence", **args)
+    block, block_nfe = function(model, prompt, sampler="lrd", lrd_early_stop_scope="block", **args)
+    assert not (whole == tok.mask_id).any()
+    answer, block_answer = whole[0, prompt.shape[1] :].tolist(), block[0, prompt.shape[1] :].tolist()
+    assert tok.eos_id in answer
+    assert answer[: answer.index(tok.eos_id)] == block_answer[: block_answer.index(tok.eos_id)]
+    assert whole_nfe < block_nfe
 
 
 def test_dual_cache_leaves_no_mask_where_upstream_does(upstream: Upstream) -> None:

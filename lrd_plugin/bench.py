@@ -85,6 +85,22 @@ def kl_gated_samplers(confidences: Iterable[float], lrd: LRDConfig | None = None
     return gated_samplers("kl_gated", confidences, lrd)
 
 
+def composed_samplers(thresholds: Iterable[float], slack: float, lrd: LRDConfig | None = None) -> list[Sampler]:
+    """LRD's composed mode on Fast-dLLM's threshold rule at these thresholds (Phase 1 commits what the
+    threshold is sure of; stable positions commit at `slack` times the error the threshold accepts):
+    its accuracy-vs-NFE curve, to set beside the threshold rule's own (`baseline_sweeps`)."""
+    lrd = (lrd or LRDConfig()).replace(refine_commit="sure", stable_slack=slack, policy="threshold")
+    return [
+        Sampler(
+            f"lrd composed s={slack:g}+fast-dllm-threshold t={t:g}",
+            lrd.replace(threshold=t),
+            "prefix",
+            f"lrd composed s={slack:g}+fast-dllm-threshold",
+        )
+        for t in thresholds
+    ]
+
+
 def baseline_sweeps(thresholds: Iterable[float] = (), factors: Iterable[float] = ()) -> list[Sampler]:
     """Fast-dLLM's threshold and factor rules at several settings: the baselines' own
     accuracy-vs-NFE curves, to compare a strategy with them at equal accuracy."""

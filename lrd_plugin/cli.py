@@ -93,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
         help="add Fast-dLLM's threshold rule at these thresholds (its accuracy-vs-NFE curve)",
     )
     bench.add_argument(
+        "--composed",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="T",
+        help="add LRD's composed mode (refine_commit=sure, stable_slack) on Fast-dLLM's threshold rule at these T",
+    )
+    bench.add_argument(
+        "--composed-slack", type=float, default=2.0, metavar="S", help="the stable_slack of the --composed rows"
+    )
+    bench.add_argument(
         "--sweep-factor", nargs="+", type=float, default=[], metavar="F", help="add Fast-dLLM's factor rule at these f"
     )
     bench.add_argument(
@@ -114,7 +125,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model_args(p: argparse.ArgumentParser, lengths: bool = True) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL, help="'default' or a local model directory")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="'default', 'code' (CPython-stdlib code model) or a local model directory",
+    )
     p.add_argument("--config", type=Path, help="a YAML or JSON LRDConfig file")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     p.add_argument("--block-length", type=_positive, default=32)
@@ -286,6 +301,7 @@ def _bench(args: argparse.Namespace) -> int:
     samplers += bench.gated_samplers("kl_gated", args.kl_gated, lrd)
     samplers += bench.gated_samplers("per_position", args.per_position, lrd)
     samplers += bench.baseline_sweeps(args.sweep_threshold, args.sweep_factor)
+    samplers += bench.composed_samplers(args.composed, args.composed_slack, lrd)
     _check_unique(samplers)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
     records = bench.run_benchmark(

@@ -22,6 +22,7 @@ POLICIES = ("lowest_entropy", "low_confidence", "threshold", "factor")
 ALPHA_FORMS = ("one_minus_entropy", "entropy")
 EARLY_STOP_SCOPES = ("block", "sequence")
 EARLY_STOP_RULES = ("paper", "kl_gated", "per_position")
+REFINE_COMMITS = ("none", "sure")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,13 @@ class LRDConfig:
         tau_refine: Phase 1 (refine, commit nothing) ends when the block's mean KL between
             successive predictions drops below this.
         max_refine_steps: or after this many refinement forwards.
+        refine_commit: what Phase 1 commits. ``none`` (the paper): nothing. ``sure`` (the composed
+            mode for parallel engines): the positions whose confidence reaches ``threshold`` (the
+            engine's threshold rule without its forced best position), and -- with the early stop --
+            the settled positions its per-position tests pass, so only the unsettled positions wait
+            in Phase 1 and a block those commits empty is done. With sequence scope the previous
+            block's last prediction of this block is its first KL's reference, so a block that
+            settled while the previous one decoded needs no refinement forward to show it.
         tau_decode: in Phase 2, early stop when the mean KL drops below this.
         early_stop_scope: ``block`` finalises the current block; ``sequence`` additionally finishes
             the whole answer when predictions have settled over every remaining position.
@@ -52,6 +60,11 @@ class LRDConfig:
             each covered position that is stable and confident (a stable position need not wait for
             an unstable neighbour).
         early_stop_confidence: the ``kl_gated`` and ``per_position`` confidence gate, in [0, 1].
+        stable_slack: with ``early_stop``, every Phase-2 step also commits each open block position
+            that is stable (own KL < tau_decode) and whose error 1 - p is at most ``stable_slack``
+            times the error 1 - ``threshold`` that the threshold rule accepts from any position
+            (gate 1 - slack * (1 - threshold)). The gate follows the engine's threshold, so it moves
+            with a model's confidence scale as the user's threshold does; 0 turns it off.
     Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
     Commit policy (Phase 2):
         policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
@@ -59,7 +72,8 @@ class LRDConfig:
             ``threshold`` (Fast-dLLM: every token with confidence >= threshold, at least one),
             ``factor`` (Fast-dLLM's factor rule).
         steps_per_block: ``low_confidence`` only; None means one token per step.
-        threshold, factor: parameters of the Fast-dLLM rules.
+        threshold, factor: parameters of the Fast-dLLM rules; ``threshold`` is also the bar of
+            ``refine_commit="sure"`` and the reference of ``stable_slack`` under every policy.
         temperature: 0 is greedy; > 0 draws tokens by Gumbel-max sampling, as the base samplers do.
     """
 
@@ -70,9 +84,11 @@ class LRDConfig:
     tau_refine: float = 0.1
     tau_decode: float = 0.1
     max_refine_steps: int = 20
+    refine_commit: str = "none"
     early_stop_scope: str = "sequence"
     early_stop_rule: str = "per_position"
     early_stop_confidence: float = 0.999
+    stable_slack: float = 0.0
     refinement: bool = True
     mixing: bool = True
     early_stop: bool = True
@@ -91,9 +107,11 @@ class LRDConfig:
         _in_range("tau_refine", self.tau_refine, 0.0, math.inf)
         _in_range("tau_decode", self.tau_decode, 0.0, math.inf)
         _at_least("max_refine_steps", self.max_refine_steps, 0)
+        _choice("refine_commit", self.refine_commit, REFINE_COMMITS)
         _choice("early_stop_scope", self.early_stop_scope, EARLY_STOP_SCOPES)
         _choice("early_stop_rule", self.early_stop_rule, EARLY_STOP_RULES)
         _in_range("early_stop_confidence", self.early_stop_confidence, 0.0, 1.0)
+        _in_range("stable_slack", self.stable_slack, 0.0, math.inf)
         _choice("policy", self.policy, POLICIES)
         if self.steps_per_block is not None:
             _at_least("steps_per_block", self.steps_per_block, 1)
@@ -133,8 +151,15 @@ class LRDConfig:
 
     @classmethod
     def paper(cls, **changes: Any) -> LRDConfig:
-        """The paper's settings, early stop included (its literal rule over the block)."""
-        return cls(**{"early_stop_rule": "paper", "early_stop_scope": "block", **changes})
+        """The paper's settings, early stop included (its literal rule over the block; Phase 1 commits
+        nothing; no stability-gated commits)."""
+        literal = {
+            "early_stop_rule": "paper",
+            "early_stop_scope": "block",
+            "refine_commit": "none",
+            "stable_slack": 0.0,
+        }
+        return cls(**{**literal, **changes})
 
     @classmethod
     def base(cls, **changes: Any) -> LRDConfig:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .adapters import Denoiser
 from .config import LRDConfig
-from .sampler import LRDSampler
+from .sampler import BlockState, LRDSampler
 
 CACHE_MODES = ("none", "prefix")
 
@@ -116,11 +116,12 @@ def generate(
     traces: list[list[Tensor]] = []
     shift = model.shift
     start_time = time.perf_counter()
+    state: BlockState | None = None
     for b in _progress(range(blocks), progress):
         start = prompt_length + b * block_length
         end = start + block_length
         stop = end if config.early_stop_scope == "block" else x.shape[1]
-        state = sampler.init_block(x[:, start:stop], block_length, active=~finished)
+        state = sampler.init_block(x[:, start:stop], block_length, active=~finished, previous=state)
         prefix = None
         while not state.done:
             first = start - shift if prefix is not None else 0

@@ -13,6 +13,9 @@ from .adapters import Denoiser, HFDenoiser
 
 DEFAULT_MODEL = "default"
 DEFAULT_DIR = Path(__file__).parent / "default_model"  # the trained embedded default, when shipped
+CODE_MODEL = "code"
+CODE_DIR = Path(__file__).parent / "code_model"  # the embedded code model (CPython's stdlib), when shipped
+CODE_TRAIN_COMMAND = "python benchmarks/train_code_llada.py --out lrd_plugin/code_model"
 
 
 @dataclass
@@ -25,7 +28,7 @@ class LoadedModel:
     device: str = "cpu"
 
     def encode(self, text: str) -> list[int]:
-        if hasattr(self.tokenizer, "mask_id"):  # the project's CharTokenizer
+        if hasattr(self.tokenizer, "mask_id"):  # the project's CharTokenizer or BPETokenizer
             return self.tokenizer.encode(text)
         return self.tokenizer(text)["input_ids"]
 
@@ -51,11 +54,12 @@ class LoadedModel:
 def load_model(
     spec: str, *, device: str = "cpu", dtype: str | None = None, seed: int = 0, block_size: int | None = None
 ) -> LoadedModel:
-    """`default` (the embedded default), a LLaDA-format directory of this project (config.json with
-    model_type 'llada', model.safetensors, tokenizer.json) or a local transformers *ForMaskedLM
-    directory. Nothing is downloaded. ``block_size`` runs a LLaDA-format model in block-diffusion
-    attention (None: full attention)."""
-    from .models import CharTokenizer, LLaDAModel, build_default_random_model
+    """`default` (the embedded default), `code` (the embedded code model, trained on CPython's
+    standard library), a LLaDA-format directory of this project (config.json with model_type
+    'llada', model.safetensors, tokenizer.json) or a local transformers *ForMaskedLM directory.
+    Nothing is downloaded. ``block_size`` runs a LLaDA-format model in block-diffusion attention
+    (None: full attention)."""
+    from .models import LLaDAModel, build_default_random_model, load_tokenizer
 
     torch_dtype = _dtype(dtype)
     if spec == DEFAULT_MODEL and (DEFAULT_DIR / "config.json").is_file():
@@ -73,13 +77,25 @@ def load_model(
             random_weights=True,
             device=device,
         )
+    if spec == CODE_MODEL:
+        if not (CODE_DIR / "config.json").is_file():
+            raise FileNotFoundError(
+                f"the code model is not shipped yet (no {CODE_DIR}/config.json); train it with "
+                f"`{CODE_TRAIN_COMMAND}` (needs the [code] extra; add --no-bf16 on a CPU)"
+            )
+        loaded = load_model(str(CODE_DIR), device=device, dtype=dtype, block_size=block_size)
+        loaded.description = "embedded code model: small LLaDA trained on CPython's stdlib (lrd_plugin/code_model)"
+        return loaded
     path = Path(spec)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--model must be 'default' or a directory with a config.json; got {spec!r}")
+        raise FileNotFoundError(
+            f"--model must be 'default' or a directory with a config.json (or 'code', the embedded code model); "
+            f"got {spec!r}"
+        )
     config = json.loads((path / "config.json").read_text())
     if config.get("model_type") == "llada":
         model = LLaDAModel.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-        tok = CharTokenizer.load(path)
+        tok = load_tokenizer(path)  # character or byte-level BPE, as tokenizer.json says
         denoiser = HFDenoiser(model, model.config.mask_token_id, block_size=block_size)
         return LoadedModel(denoiser, tok, tok.pad_id, f"LLaDA-format model {path}", device=device)
     if block_size is not None:

@@ -4,13 +4,17 @@ Engine-agnostic: the caller runs the model and hands `step` the logits of a *win
 the block (the block, or the block plus every later generation position for the sequence-wide
 early stop). Each sequence of a batch keeps its own phase:
 
-    REFINE  Phase 1: commit nothing, feed mixture embeddings, until the block's mean KL between
-            successive predictions is < tau_refine or max_refine_steps forwards have refined.
-            The forward that ends Phase 1 already commits (it sees the same inputs a fresh
-            Phase-2 forward would), so no forward is wasted.
-    DECODE  Phase 2: commit per the policy, keep mixtures on the rest; early stop when the KL is
-            < tau_decode commits every open position of the block (or window) to its prediction.
+    REFINE  Phase 1: feed mixture embeddings and commit nothing (the paper) or only what the
+            engine's threshold is sure of (``refine_commit="sure"``), until the block's mean KL
+            between successive predictions is < tau_refine or max_refine_steps forwards have
+            refined. The forward that ends Phase 1 already commits (it sees the same inputs a
+            fresh Phase-2 forward would), so no forward is wasted.
+    DECODE  Phase 2: commit per the policy, keep mixtures on the rest; the early stop commits
+            settled positions of the block (or window) to their predictions.
     DONE    the block has no open position left.
+
+Which positions each rule commits is in `rules` (one small function per rule); `step` only
+computes the statistics they read and applies their masks.
 
 Bound: a block takes at most `max_forwards_per_block(block_length)` forwards, because Phase 1 is
 capped and every Phase-2 forward commits at least one token (the fixed schedule may spend
@@ -26,7 +30,7 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-from . import mixture, policies
+from . import mixture, policies, rules
 from .config import LRDConfig
 
 Select = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -95,7 +99,7 @@ class LRDSampler:
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id
-        self.needs_kl = config.refinement or config.early_stop or track_kl
+        self.needs_kl = config.refinement or config.early_stop or track_kl  # stable_slack acts under early_stop
 
     def max_forwards_per_block(self, block_length: int) -> int:
         """Upper bound on forwards spent on one block (the loop's termination bound)."""
@@ -104,9 +108,14 @@ class LRDSampler:
         decode = max(block_length, cfg.steps_per_block or 0)
         return refine + decode
 
-    def init_block(self, window: Tensor, block_length: int, active: Tensor | None = None) -> BlockState:
+    def init_block(
+        self, window: Tensor, block_length: int, active: Tensor | None = None, previous: BlockState | None = None
+    ) -> BlockState:
         """Start a block. `window` [B, W] holds its tokens (W >= block_length); `active` [B] lets
-        finished sequences sit the block out."""
+        finished sequences sit the block out. `previous` is the state of the block just finished:
+        with ``refine_commit="sure"`` and a window that reached past it (sequence scope), its last
+        prediction of the positions this window covers is the reference of this block's first KL,
+        so a block whose predictions already settled needs no Phase-1 forward to learn that."""
         if not 1 <= block_length <= window.shape[1]:
             raise ValueError(f"block_length must be in [1, {window.shape[1]}] (the window), got {block_length}")
         open_block = window[:, :block_length] == self.mask_id
@@ -117,7 +126,22 @@ class LRDSampler:
         if self.config.policy == "low_confidence":
             steps = self.config.steps_per_block or block_length
             schedule = policies.fixed_schedule(open_block.sum(dim=-1), steps)
-        return BlockState(tokens=window.clone(), block_length=block_length, phase=phase, schedule=schedule)
+        state = BlockState(tokens=window.clone(), block_length=block_length, phase=phase, schedule=schedule)
+        if previous is not None and previous.prev_logp is not None:
+            self.use_reference(state, previous.prev_logp[:, previous.block_length :])
+        return state
+
+    def use_reference(self, state: BlockState, reference: Tensor | None) -> None:
+        """In the composed mode (``refine_commit="sure"``), make `reference` [B, W', V] -- the latest
+        earlier prediction of the window's first W' positions, e.g. from the previous block's last
+        forward or a full forward at the block start -- the reference of the block's first KL. A
+        reference that does not cover the tracked window (block scope needs the block, sequence
+        scope the whole window) is not used. Call before the block's first `step`."""
+        if reference is None or self.config.refine_commit != "sure":
+            return
+        width = state.tokens.shape[1] if self.config.early_stop_scope == "sequence" else state.block_length
+        if reference.shape[0] == state.tokens.shape[0] and reference.shape[1] >= width:
+            state.prev_logp = reference[:, :width]
 
     def block_inputs(self, state: BlockState, token_embeddings: Tensor) -> Tensor:
         """Input embeddings of the block: committed tokens as they are, open positions as their
@@ -159,29 +183,50 @@ class LRDSampler:
         state.forwards += active.long()
 
         ent_block = mixture.entropy(logp[:, :n]) if cfg.mixing or cfg.policy == "lowest_entropy" else None
-        x0 = self._predict(logp, generator)
-        confidence = logp[:, :n].gather(-1, x0[:, :n].unsqueeze(-1)).squeeze(-1).exp()
+        x0 = self.predict(logp, generator)
+        confidence = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()  # [B, W]
         candidates = open_block & decoding.unsqueeze(-1)
         commit = torch.zeros_like(open_window)
         if select is None:
-            commit[:, :n] = self._select(state, confidence, ent_block, candidates)
+            commit[:, :n] = self._select(state, confidence[:, :n], ent_block, candidates)
         elif bool(candidates.any()):
             proposals, chosen = select(
                 _without_mask(logits[:, :n], self.mask_id), candidates, state.tokens[:, :n], state.decode_steps
             )
             commit[:, :n] = chosen & candidates
             x0[:, :n] = torch.where(commit[:, :n], proposals, x0[:, :n])
+        if cfg.refine_commit == "sure":
+            commit[:, :n] |= rules.sure_commits(confidence[:, :n], open_block & refining.unsqueeze(-1), cfg.threshold)
         state.decode_steps += decoding.long()
 
         if cfg.early_stop:
-            extra = self._early_stop(state, decoding, kl_block, kl_window, kl_pos, open_window & ~commit, logp, x0)
+            # the composed mode lets settled positions commit in Phase 1 too: only the unsettled refine
+            settling = active if cfg.refine_commit == "sure" else decoding
+            left_open = open_window & ~commit
+            if cfg.stable_slack > 0:
+                gate = rules.relative_gate(cfg.threshold, cfg.stable_slack)
+                stable = rules.stable_commits(
+                    kl_pos[:, :n],
+                    confidence[:, :n],
+                    open_block & settling.unsqueeze(-1) & left_open[:, :n],
+                    cfg.tau_decode,
+                    gate,
+                )
+                commit[:, :n] |= stable
+                left_open[:, :n] &= ~stable
+            in_block = rules.positions_in_block(commit.shape[1], n, commit.device)
+            fires = rules.early_stop_fires(
+                cfg.early_stop_rule, cfg.early_stop_scope, settling, kl_block, kl_window, in_block, cfg.tau_decode
+            )
+            extra = rules.early_stop_commits(
+                cfg.early_stop_rule, fires, left_open, kl_pos, confidence, cfg.tau_decode, cfg.early_stop_confidence
+            )
             state.early_stopped |= extra[:, :n].any(dim=-1)
             commit |= extra
             if cfg.early_stop_scope == "sequence":
-                stop_all = decoding & (kl_window < cfg.tau_decode)
-                if cfg.early_stop_rule == "per_position":
-                    stop_all = decoding
-                state.finished_sequence |= stop_all & ~(open_window & ~commit).any(dim=-1)
+                state.finished_sequence |= rules.sequence_finished(
+                    cfg.early_stop_rule, settling, kl_window, cfg.tau_decode, left_open & ~extra
+                )
 
         state.tokens = torch.where(commit, x0, state.tokens)
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
@@ -230,39 +275,7 @@ class LRDSampler:
         untracked = torch.full((batch, width - per_pos.shape[1]), torch.inf, device=logp.device)
         return block, window, torch.cat((per_pos, untracked), dim=1)
 
-    def _early_stop(
-        self,
-        state: BlockState,
-        decoding: Tensor,
-        kl_block: Tensor,
-        kl_window: Tensor,
-        kl_pos: Tensor,
-        left_open: Tensor,
-        logp: Tensor,
-        x0: Tensor,
-    ) -> Tensor:
-        """[B, W] positions the early stop commits on top of the policy's commits (`left_open`).
-
-        It fires for the block when the block's mean KL is < tau_decode (and, with sequence scope,
-        for every open position when the window's mean KL is). ``paper`` then commits every position
-        it covers; ``kl_gated`` only those that are themselves stable (own KL < tau_decode) and
-        confident (prediction probability >= early_stop_confidence), the rest keep refining.
-        ``per_position`` applies that per-position test at every Phase-2 step, mean KL or not."""
-        cfg = self.config
-        in_block = torch.arange(left_open.shape[1], device=left_open.device) < state.block_length
-        if cfg.early_stop_rule == "per_position":
-            fire = decoding.unsqueeze(-1) & (in_block | (cfg.early_stop_scope == "sequence"))
-        else:
-            fire = (decoding & (kl_block < cfg.tau_decode)).unsqueeze(-1) & in_block
-            if cfg.early_stop_scope == "sequence":
-                fire = fire | (decoding & (kl_window < cfg.tau_decode)).unsqueeze(-1)
-        extra = left_open & fire
-        if cfg.early_stop_rule != "paper":
-            confidence = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
-            extra &= (kl_pos < cfg.tau_decode) & (confidence >= cfg.early_stop_confidence)
-        return extra
-
-    def _predict(self, logp: Tensor, generator: torch.Generator | None) -> Tensor:
+    def predict(self, logp: Tensor, generator: torch.Generator | None) -> Tensor:
         """Greedy argmax, or Gumbel-max sampling at the configured temperature (float64, as the
         base samplers do)."""
         if self.config.temperature == 0:

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-ensure_venv .venv cli
+ensure_venv .venv cli,code  # code: the tokenizer of `--model code`
 exec .venv/bin/lrd bench --quick "$@"

@@ -1,4 +1,4 @@
-"""Model definitions: a minimal LLaDA-architecture network and a character tokenizer."""
+"""Model definitions: a minimal LLaDA-architecture network and its tokenizers (character, byte-level BPE)."""
 
 from .llada import (
     KVCache,
@@ -9,9 +9,10 @@ from .llada import (
     build_default_random_model,
     random_model_for,
 )
-from .tokenizer import CharTokenizer
+from .tokenizer import BPETokenizer, CharTokenizer, load_tokenizer
 
 __all__ = [
+    "BPETokenizer",
     "CharTokenizer",
     "KVCache",
     "LLaDAConfig",
@@ -19,5 +20,6 @@ __all__ = [
     "ModelOutput",
     "block_attention_mask",
     "build_default_random_model",
+    "load_tokenizer",
     "random_model_for",
 ]

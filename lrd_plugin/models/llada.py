@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .tokenizer import CharTokenizer
+from .tokenizer import BPETokenizer, CharTokenizer
 
 KVCache = tuple[tuple[Tensor, Tensor], ...]
 
@@ -496,7 +496,14 @@ def _load_safetensors_state(directory: Path) -> dict[str, Tensor]:
 
 
 def random_model_for(
-    tokenizer: CharTokenizer, *, d_model: int, n_heads: int, n_layers: int, mlp_hidden_size: int, seed: int = 0
+    tokenizer: CharTokenizer | BPETokenizer,
+    *,
+    d_model: int,
+    n_heads: int,
+    n_layers: int,
+    mlp_hidden_size: int,
+    seed: int = 0,
+    max_sequence_length: int = 512,
 ) -> LLaDAModel:
     """A seeded random LLaDA whose vocabulary and special ids are the tokenizer's."""
     config = LLaDAConfig(
@@ -505,7 +512,7 @@ def random_model_for(
         n_layers=n_layers,
         mlp_hidden_size=mlp_hidden_size,
         vocab_size=tokenizer.vocab_size,
-        max_sequence_length=512,
+        max_sequence_length=max_sequence_length,
         mask_token_id=tokenizer.mask_id,
         eos_token_id=tokenizer.eos_id,
         pad_token_id=tokenizer.pad_id,

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from ...config import LRDConfig
+from ...lookahead import Lookahead
 from ...sampler import BlockState, LRDSampler
 from .inputs import model_inputs
 from .settings import check_sampler, split_lrd_kwargs, with_active
@@ -107,6 +108,9 @@ def lrd_sample(
     )
     sampler = LRDSampler(config, model.get_input_embeddings().weight, mask_id)
     sequence_scope = config.early_stop and config.early_stop_scope == "sequence"
+    # the dual cache predicts later blocks only at its refreshes: the sequence stop reads those
+    lookahead = Lookahead(sampler) if cache == "dual" and sequence_scope else None
+    window_to_end = sequence_scope and lookahead is None
     min_forwards = 2 if config.is_base_policy else 1
 
     prompt_length, total = input_ids.shape[1], gen.max_length
@@ -117,10 +121,11 @@ def lrd_sample(
     sample_tokens = upstream.sample_tokens
     sampling = {"temperature": gen.temperature, "top_p": gen.top_p, "top_k": gen.top_k}
 
+    state: BlockState | None = None
     for start in range(prompt_length, total, block_length):
         end = start + block_length
-        window_end = total if sequence_scope else end
-        state = sampler.init_block(x[:, start:window_end], block_length)
+        window_end = total if window_to_end else end
+        state = sampler.init_block(x[:, start:window_end], block_length, previous=state)
         if state.done:  # finished by a sequence-wide early stop in an earlier block
             continue
         width = block_length if cache == "dual" else total - start  # upstream's query
@@ -141,6 +146,10 @@ def lrd_sample(
                     past_key_values = output.past_key_values
                     replace_position = torch.zeros((1, total), dtype=torch.bool, device=x.device)
                     replace_position[:, start:end] = True
+                if lookahead is not None:  # the refresh is the latest prediction of the block too
+                    sampler.use_reference(state, lookahead.reference(start, end))
+                    if end < total:
+                        x[:, end:] = lookahead.step(x[:, end:], output.logits[:, end - 1 : total - 1], end)[1]
                 _commit_block_start(state, logits[:, 0], sample_tokens, sampling, mask_id)
             elif cache == "none":
                 query = model_inputs(sampler, state, x, start, model)
@@ -341,11 +350,6 @@ def _check_args(
         raise ValueError(f"threshold must be in [0, 1] with alg='{THRESHOLD_ALG}', got {threshold!r}")
     if gen.alg_temp is not None and not gen.alg_temp >= 0:
         raise ValueError(f"alg_temp must be None or >= 0, got {gen.alg_temp!r}")
-    if cache == "dual" and config.early_stop and config.early_stop_scope == "sequence":
-        raise ValueError(
-            "lrd_early_stop_scope='sequence' needs predictions for the whole answer, which the dual cache "
-            "does not compute (it recomputes only the block); use 'block', or dual_cache=False"
-        )
     return block_length, gen.steps // blocks
 
 
@@ -417,8 +421,7 @@ def sample_switch(function: Callable[..., Any]) -> Callable[..., Any]:
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop(names[0])
-        dual = bool(arguments.get("dual_cache")) and use_cache
-        config = make_config(lrd_values, lrd_config, whole_answer=not dual)
+        config = make_config(lrd_values, lrd_config)
         # upstream's module namespace, read at call time (the module need not be in sys.modules)
         upstream = SimpleNamespace(**inspect.unwrap(function).__globals__)
         return lrd_sample(upstream, self, config=config, use_cache=use_cache, **arguments)

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from ...config import LRDConfig
-from ...sampler import LRDSampler
+from ...lookahead import Lookahead
+from ...sampler import BlockState, LRDSampler
 from .inputs import model_inputs
 from .settings import lrd_config as make_config
 from .settings import switch
@@ -71,16 +72,22 @@ def lrd_generate(
     embedding = model.get_input_embeddings().weight
     sampler = LRDSampler(config, embedding, mask_id)
     sequence_scope = config.early_stop and config.early_stop_scope == "sequence"
+    # the dual cache predicts later blocks only at its refreshes: the sequence stop reads those
+    lookahead = Lookahead(sampler) if cache == "dual" and sequence_scope else None
+    window_to_end = sequence_scope and lookahead is None
 
     batch, prompt_length = prompt.shape
     device = getattr(model, "device", embedding.device)
     x = torch.full((batch, prompt_length + gen_length), mask_id, dtype=torch.long, device=device)
     x[:, :prompt_length] = prompt
     nfe = 0
+    state: BlockState | None = None
     for start in range(prompt_length, prompt_length + gen_length, block_length):
         end = start + block_length
-        window_end = x.shape[1] if sequence_scope else end
-        state = sampler.init_block(x[:, start:window_end], block_length)
+        window_end = x.shape[1] if window_to_end else end
+        state = sampler.init_block(x[:, start:window_end], block_length, previous=state)
+        if state.done:  # finished by a sequence-wide early stop in an earlier block
+            continue
         quota = upstream.get_num_transfer_tokens(x[:, start:end] == mask_id, steps_per_block)
         select = _select(upstream, temperature, remasking, threshold, factor, quota)
         past_key_values, replace_position = None, None
@@ -97,6 +104,10 @@ def lrd_generate(
                 else:
                     replace_position = torch.zeros_like(x, dtype=torch.bool)
                     replace_position[:, start:end] = True
+                if lookahead is not None:  # the refresh is the latest prediction of the block too
+                    sampler.use_reference(state, lookahead.reference(start, end))
+                    if end < x.shape[1]:
+                        x[:, end:] = lookahead.step(x[:, end:], output.logits[:, end:], end)[1]
             elif cache == "prefix":
                 query = model_inputs(sampler, state, x[:, start:], 0, model)
                 logits = model(**query, past_key_values=past_key_values, use_cache=True).logits
@@ -172,11 +183,6 @@ def _check_args(
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     if factor is not None and not factor > 0:
         raise ValueError(f"factor must be > 0, got {factor}")
-    if cache == "dual" and config.early_stop and config.early_stop_scope == "sequence":
-        raise ValueError(
-            "lrd_early_stop_scope='sequence' needs predictions for the whole answer, which the dual cache "
-            "does not compute (it recomputes only the block); use 'block' or the prefix cache"
-        )
     return steps // blocks
 
 
@@ -196,7 +202,7 @@ def _switch(function: Callable[..., Any], cache: str) -> Callable[..., Any]:
     def run_lrd(arguments: dict[str, Any], lrd_values: dict[str, Any], lrd_config: Any) -> Any:
         # upstream's module namespace, read at call time (the module need not be in sys.modules)
         upstream = SimpleNamespace(**inspect.unwrap(function).__globals__)
-        config = make_config(lrd_values, lrd_config, whole_answer=cache != "dual")
+        config = make_config(lrd_values, lrd_config)
         return lrd_generate(upstream, cache=cache, config=config, legacy=legacy, **arguments)
 
     return switch(function, run_lrd)

@@ -105,7 +105,7 @@ def lrd_config(
     """An LRDConfig from the package defaults (or `config`) with `values` (un-prefixed field names)
     on top. Unknown names and policy fields are errors that list what is allowed.
 
-    `whole_answer` False is a loop that predicts only the current block (the dual cache): there the
+    `whole_answer` False is a loop that predicts only the current block (Fast-dLLM v2's block loop): there the
     early stop's *default* scope is ``block``; a scope the caller names is kept (and checked)."""
     named_scope = "early_stop_scope" in values or isinstance(config, LRDConfig)
     named_scope = named_scope or (isinstance(config, Mapping) and "early_stop_scope" in config)

@@ -1,0 +1,77 @@
+"""LRD's commit and stop rules, each a small function of one step's per-position statistics.
+
+`LRDSampler.step` computes the statistics (confidence, per-position KL between successive
+predictions, which positions are open) and asks these rules which positions to commit:
+
+* Phase 1 (refinement): `sure_commits` only -- positions the engine's threshold would commit at once
+  (``refine_commit="sure"``), or nothing at all (``"none"``, the paper);
+* Phase 2: the commit policy or the engine's own rule, plus `stable_commits` (settled positions above
+  a gate set relative to the engine's threshold), plus the early stop (`early_stop_commits`).
+
+Every rule returns a boolean [B, W] mask that is a subset of its `candidates`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def sure_commits(confidence: Tensor, candidates: Tensor, threshold: float) -> Tensor:
+    """Phase 1's commits with ``refine_commit="sure"``: every candidate whose confidence reaches the
+    engine's threshold, *without* the threshold rule's forced best position. A position the engine
+    would commit on this forward need not wait a forward for a KL; the uncertain rest refine."""
+    return candidates & (confidence >= threshold)
+
+
+def relative_gate(threshold: float, slack: float) -> float:
+    """The confidence a *stable* position needs: its error 1 - p may be `slack` times the error
+    1 - threshold the engine accepts from any position. Tied to the engine's threshold, not to one
+    model's confidence scale: a user who lowers the threshold for a less confident model lowers the
+    gate with it."""
+    return min(1.0, max(0.0, 1.0 - slack * (1.0 - threshold)))
+
+
+def stable_commits(kl: Tensor, confidence: Tensor, candidates: Tensor, tau: float, gate: float) -> Tensor:
+    """Phase 2's stability-gated commits: candidates whose prediction has settled (own KL between
+    the last two forwards < `tau`) and whose confidence is at least `gate`."""
+    return candidates & (kl < tau) & (confidence >= gate)
+
+
+def early_stop_fires(
+    rule: str, scope: str, decoding: Tensor, kl_block: Tensor, kl_window: Tensor, in_block: Tensor, tau: float
+) -> Tensor:
+    """[B, W] positions the early stop covers at this step.
+
+    ``paper`` and ``kl_gated`` fire for the block when its mean KL is < `tau` and, with ``sequence``
+    scope, for the whole window when the window's mean KL is; ``per_position`` covers the block (and
+    with ``sequence`` scope the window) at every Phase-2 step."""
+    if rule == "per_position":
+        return decoding.unsqueeze(-1) & (in_block | (scope == "sequence"))
+    fire = (decoding & (kl_block < tau)).unsqueeze(-1) & in_block
+    if scope == "sequence":
+        fire = fire | (decoding & (kl_window < tau)).unsqueeze(-1)
+    return fire
+
+
+def early_stop_commits(
+    rule: str, fires: Tensor, left_open: Tensor, kl: Tensor, confidence: Tensor, tau: float, gate: float
+) -> Tensor:
+    """What the early stop commits where it fires: ``paper`` every open position (Sec. 3.2); the
+    gated rules only positions that are themselves stable (own KL < `tau`) and confident (>= `gate`),
+    so an unstable or unconfident position is never finalised by the stop."""
+    extra = left_open & fires
+    if rule == "paper":
+        return extra
+    return stable_commits(kl, confidence, extra, tau, gate)
+
+
+def sequence_finished(rule: str, decoding: Tensor, kl_window: Tensor, tau: float, left_open: Tensor) -> Tensor:
+    """[B] sequences whose whole answer the sequence-scope stop has just finished."""
+    fired = decoding if rule == "per_position" else decoding & (kl_window < tau)
+    return fired & ~left_open.any(dim=-1)
+
+
+def positions_in_block(width: int, block_length: int, device: torch.device) -> Tensor:
+    """[W] True for the window positions that belong to the current block."""
+    return torch.arange(width, device=device) < block_length
