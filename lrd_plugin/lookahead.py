@@ -59,7 +59,7 @@ class Lookahead:
             confidence = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()
             everywhere = torch.ones(tokens.shape[0], dtype=torch.bool, device=tokens.device)
             no_block = torch.zeros(tokens.shape[1], dtype=torch.bool, device=tokens.device)
-            kl_window = _masked_mean(kl, open_now)
+            kl_window = mixture.masked_mean(kl, open_now)  # 0 where nothing is open: nothing to commit
             fires = rules.early_stop_fires(
                 cfg.early_stop_rule, "sequence", everywhere, kl_window, kl_window, no_block, cfg.tau_decode
             )
@@ -68,9 +68,3 @@ class Lookahead:
             )
         self.prev_logp, self.prev_start = logp, start
         return commit, torch.where(commit, x0, tokens)
-
-
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    count = mask.sum(dim=-1)
-    total = torch.where(mask, values, torch.zeros((), device=values.device)).sum(dim=-1)
-    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, torch.inf))

@@ -124,3 +124,10 @@ def mixture_embeddings(
     """
     recipe = mixture_recipe(logp, top_p=top_p, r_f=r_f, alpha_form=alpha_form, cap=cap, ent=ent)
     return recipe.embed(embedding, mask_id).to(embedding.dtype)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `values` over the True positions of `mask` per row (0 for a row with none)."""
+    count = mask.sum(dim=-1)
+    total = torch.where(mask, values, torch.zeros((), device=values.device)).sum(dim=-1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.zeros((), device=values.device))

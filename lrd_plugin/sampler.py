@@ -270,8 +270,8 @@ class LRDSampler:
             return inf, inf, torch.full((batch, width), torch.inf, device=logp.device)
         per_pos = mixture.kl_divergence(logp, prev)
         open_tracked = open_window[:, : per_pos.shape[1]]
-        block = _masked_mean(per_pos[:, :n], open_tracked[:, :n])
-        window = _masked_mean(per_pos, open_tracked)
+        block = mixture.masked_mean(per_pos[:, :n], open_tracked[:, :n])
+        window = mixture.masked_mean(per_pos, open_tracked)
         untracked = torch.full((batch, width - per_pos.shape[1]), torch.inf, device=logp.device)
         return block, window, torch.cat((per_pos, untracked), dim=1)
 
@@ -318,9 +318,3 @@ def _without_mask(logits: Tensor, mask_id: int) -> Tensor:
     out = logits.clone()
     out[..., mask_id] = -torch.inf
     return out
-
-
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    count = mask.sum(dim=-1)
-    total = torch.where(mask, values, torch.zeros((), device=values.device)).sum(dim=-1)
-    return torch.where(count > 0, total / count.clamp_min(1), torch.zeros((), device=values.device))
