@@ -44,7 +44,9 @@ VARIANTS = {
     # the composed mode: Phase 1 commits what the threshold is sure of; stable positions commit at
     # twice the error the threshold accepts
     "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_refine_commit": "sure", "lrd_stable_slack": 2.0},
-    "fast-dllm + lrd (sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},
+    "fast-dllm + lrd (sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},  # the default since auto
+    # the default before refine_commit=auto: Phase 1 commits nothing, as in the paper
+    "fast-dllm + lrd (phase 1 commits nothing)": {"sampler": "lrd", "lrd_refine_commit": "none"},
 }
 DEFAULT_VARIANTS = ("fast-dllm", "plugin (LRD off)", "fast-dllm + lrd (paper stop)", "fast-dllm + lrd",
                     "fast-dllm + lrd (no early stop)")  # fmt: skip

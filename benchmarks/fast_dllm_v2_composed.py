@@ -8,11 +8,13 @@ A model in this project's LLaDA format (default: the embedded one; for meaningfu
 with block-diffusion attention) is wrapped in `V2BlockModel`, which speaks v2's forward protocol, and
 decoded by upstream's own ``batch_sample`` (``v2/generation_functions.py``) as v2's ``eval.py`` calls
 it: prompts sorted by length, right-padded with the mask id, batches of ``--batch-size``, the model's
-EOS as ``stop_token``. Four variants: upstream itself (``sampler`` absent), the plugin with LRD's
-features off (its overhead), LRD with the package's default early stop (over the sub-block: v2
-predicts only the current block), and LRD without early stop. Variants are interleaved per batch so
-that machine noise falls on all alike. Answers are scored up to their first EOS. Forwards are counted
-per request (a forward over a batch of b requests counts b). Writes ``results.json`` and ``results.md``.
+EOS as ``stop_token``. Six variants: upstream itself (``sampler`` absent), the plugin with LRD's
+features off (its overhead), LRD with the package defaults (early stop over the sub-block: v2 predicts
+only the current block; Phase 1 commits what v2's threshold is sure of), LRD without early stop, the
+composed mode with ``stable_slack`` 2, and LRD whose Phase 1 commits nothing (the paper). Variants
+are interleaved per batch so that machine noise falls on all alike. Answers are scored up to their
+first EOS. Forwards are counted per request (a forward over a batch of b requests counts b). Writes
+``results.json`` and ``results.md``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "plugin, LRD off": {"sampler": "lrd", **OFF},
     "fast-dllm v2 + lrd": {"sampler": "lrd"},
     "fast-dllm v2 + lrd, no early stop": {"sampler": "lrd", "lrd_early_stop": False},
+    "fast-dllm v2 + lrd (composed)": {"sampler": "lrd", "lrd_refine_commit": "sure", "lrd_stable_slack": 2.0},
+    "fast-dllm v2 + lrd (phase 1 commits nothing)": {"sampler": "lrd", "lrd_refine_commit": "none"},
 }
+
+COMPARED = [name for name in VARIANTS if name.startswith("fast-dllm v2 + lrd")]
 
 
 class Counter:
@@ -154,15 +160,16 @@ def markdown(records: list[dict[str, Any]]) -> str:
         by_key.setdefault((r["task"], r["gen_length"]), {})[r["variant"]] = r
     lines = [
         "| task | gen | Fast-dLLM v2 acc, forwards | +LRD (default stop): Δ acc, forwards, speedup | "
-        "+LRD (no early stop): Δ acc, forwards, speedup | plugin overhead, LRD off |",
-        "|---|---:|---:|---:|---:|---:|",
+        "+LRD (no early stop): Δ acc, forwards, speedup | +LRD (composed, slack 2): Δ acc, forwards, speedup | "
+        "+LRD (Phase 1 commits nothing): Δ acc, forwards, speedup | plugin overhead, LRD off |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (task, gen), v in by_key.items():
         base, off = v["fast-dllm v2"], v["plugin, LRD off"]
         cells = [
             f"{100 * (v[name]['accuracy'] - base['accuracy']):+.1f}, {v[name]['forwards']:.1f}, "
             f"{base['wall_s'] / v[name]['wall_s']:.2f}x"
-            for name in ("fast-dllm v2 + lrd", "fast-dllm v2 + lrd, no early stop")
+            for name in COMPARED
         ]
         overhead = 100 * (off["wall_s"] / base["wall_s"] - 1)
         lines.append(

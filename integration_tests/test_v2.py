@@ -231,6 +231,21 @@ def test_lrd_refines_with_mixtures(upstream: Upstream) -> None:
     assert len(recorder.calls) > base_forwards
 
 
+@pytest.mark.parametrize("lengths", [SHORT, LONG], ids=["short", "long"])
+def test_composed_mode_needs_fewer_forwards_than_upstream(upstream: Upstream, lengths: list[int]) -> None:
+    """The composed mode (``refine_commit="sure"``) commits what v2's threshold is sure of on Phase 1's
+    first forward, and stable positions -- a later sub-block's first KL taken against the block's
+    latest whole-block forward -- at a gate tied to the threshold: fewer forwards, nothing left masked."""
+    model = tiny_model()
+    recorder = Recorder(model)
+    run(upstream.original, model, lengths, threshold=0.9)
+    engine = len(recorder.take())
+    composed = {"sampler": "lrd", "lrd_refine_commit": "sure", "lrd_stable_slack": 2.0}
+    out = run(upstream.switched, model, lengths, threshold=0.9, **composed)
+    assert len(recorder.take()) < engine
+    assert not any((tokens == MASK).any() for tokens in out.values())
+
+
 def test_each_request_decodes_as_it_would_alone(upstream: Upstream) -> None:
     """Rows of one batch are independent on LRD's path, also where upstream's bookkeeping is not: a
     prompt of exactly one block (upstream decodes it without the prompt) and a prompt ending at a block

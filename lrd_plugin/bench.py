@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,21 @@ def ablation_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
         Sampler("lrd w/o refinement", lrd.replace(refinement=False), "none"),
         Sampler("lrd w/o mixing", lrd.replace(mixing=False), "none"),
         Sampler("lrd w/o early stop", lrd.replace(early_stop=False), "none"),
+    ]
+
+
+def code_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
+    """The code model's side-by-side set: the standard samplers, LRD with the paper's settings, without
+    early stop and without mixing, LRD on Fast-dLLM's threshold 0.9 with a Phase 1 that commits
+    nothing (the paper's, the default before ``refine_commit: auto``), and the composed mode."""
+    lrd = lrd or LRDConfig()
+    held_back = lrd.replace(policy="threshold", threshold=0.9, refine_commit="none")
+    return [
+        *standard_samplers(lrd),
+        Sampler("lrd+fast-dllm-threshold (phase 1 commits nothing)", held_back, "prefix"),
+        Sampler("lrd (paper)", LRDConfig.paper(), "none"),
+        *[s for s in ablation_samplers(lrd) if s.name != "lrd w/o refinement"],
+        *composed_samplers([0.9], 2.0, lrd),
     ]
 
 
@@ -133,6 +148,7 @@ class Record:
     cache: str
     mask_ratio: float = 1.0  # share of the answer region left masked (1.0: plain generation)
     family: str = ""  # the sampler's family (one curve in the Pareto plots)
+    scores: dict[str, Any] = field(default_factory=dict)  # task-specific scores beside accuracy (code tasks)
 
 
 def decode_batches(

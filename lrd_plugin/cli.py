@@ -12,9 +12,11 @@ from typing import Any
 
 import torch
 
+from .code_tasks import TASKS as CODE_TASKS
 from .config import LRDConfig
 from .decoder import CACHE_MODES, generate
 from .loading import DEFAULT_MODEL, load_model
+from .models.tokenizer import BPETokenizer
 from .stepcost import StepCost, measure_step_cost
 from .tasks import TASKS
 
@@ -52,11 +54,24 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="accuracy, NFE and speed: LLaDA, Fast-dLLM-style, LRD and LRD + Fast-dLLM on the task suite"
     )
     _model_args(bench, lengths=False)
-    bench.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    bench.add_argument("--gen-lengths", nargs="+", type=_positive, default=[64, 128, 256])
+    bench.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=list(TASKS) + list(CODE_TASKS),
+        help=f"default: every task of the model's suite ({', '.join(TASKS)}; code model: {', '.join(CODE_TASKS)})",
+    )
+    bench.add_argument(
+        "--gen-lengths", nargs="+", type=_positive, default=[64, 128, 256], help="answer lengths (code: body canvases)"
+    )
     bench.add_argument("--n", type=_positive, default=100, help="held-out test prompts per task")
     bench.add_argument("--batch-size", type=_positive, default=16)
-    bench.add_argument("--quick", action="store_true", help="smoke mode: 16 prompts per task, length 64 only")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: 16 prompts per task, length 64 only (code: 8 per task, body 64, spans <= 16, short contexts)",
+    )
+    bench.add_argument("--max-span", type=_positive, default=64, help="code model: longest infill span in tokens")
+    bench.add_argument("--doctests", action="store_true", help="code model: also run the doctests of completed bodies")
     bench.add_argument("--ablations", action="store_true", help="add LRD without refinement / mixing / early stop")
     bench.add_argument("--sweep-r-f", nargs="+", type=float, default=[], metavar="R_F", help="add LRD at these r_f")
     bench.add_argument("--sweep-top-p", nargs="+", type=float, default=[], metavar="P", help="add LRD at these top_p")
@@ -101,7 +116,12 @@ def _parser() -> argparse.ArgumentParser:
         help="add LRD's composed mode (refine_commit=sure, stable_slack) on Fast-dLLM's threshold rule at these T",
     )
     bench.add_argument(
-        "--composed-slack", type=float, default=2.0, metavar="S", help="the stable_slack of the --composed rows"
+        "--composed-slack",
+        nargs="+",
+        type=float,
+        default=[2.0],
+        metavar="S",
+        help="the stable_slack of the --composed rows (several: one curve each)",
     )
     bench.add_argument(
         "--sweep-factor", nargs="+", type=float, default=[], metavar="F", help="add Fast-dLLM's factor rule at these f"
@@ -289,11 +309,20 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
     lrd = _config(args)
+    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
+    code = isinstance(loaded.tokenizer, BPETokenizer)  # a code model: the code tasks are its suite
+    suite = CODE_TASKS if code else TASKS
+    args.tasks = args.tasks or list(suite)
+    if set(args.tasks) - set(suite):
+        raise SystemExit(f"--tasks for this model must be among {list(suite)}, got {args.tasks}")
     if args.quick:
-        args.n, args.gen_lengths = min(args.n, 16), [64]
-    samplers = bench.standard_samplers(lrd)
-    if args.ablations:
-        samplers += bench.ablation_samplers(lrd)
+        args.n, args.gen_lengths = min(args.n, 8 if code else 16), [64]
+        args.max_span = min(args.max_span, 16)
+    samplers = bench.code_samplers(lrd) if code else bench.standard_samplers(lrd)
+    if args.ablations:  # the code set already holds two of the three
+        samplers += [s for s in bench.ablation_samplers(lrd) if s.name not in {t.name for t in samplers}]
+    if code and args.mask_ratios != [1.0]:
+        raise SystemExit("--mask-ratios applies to the task suite; the code tasks choose their own masked spans")
     samplers += bench.sweep_samplers("r_f", args.sweep_r_f, lrd) + bench.sweep_samplers("top_p", args.sweep_top_p, lrd)
     for text in args.sweep:
         field, values = _parse_sweep(text)
@@ -301,9 +330,11 @@ def _bench(args: argparse.Namespace) -> int:
     samplers += bench.gated_samplers("kl_gated", args.kl_gated, lrd)
     samplers += bench.gated_samplers("per_position", args.per_position, lrd)
     samplers += bench.baseline_sweeps(args.sweep_threshold, args.sweep_factor)
-    samplers += bench.composed_samplers(args.composed, args.composed_slack, lrd)
+    for slack in args.composed_slack:
+        samplers += bench.composed_samplers(args.composed, slack, lrd)
     _check_unique(samplers)
-    loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
+    if code:
+        return _code_bench(args, loaded, samplers, lrd)
     records = bench.run_benchmark(
         loaded,
         samplers,
@@ -341,6 +372,50 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _code_bench(args: argparse.Namespace, loaded: Any, samplers: list[Any], lrd: LRDConfig) -> int:
+    """The code model's benchmark: the same samplers on held-out code, scored by exact match, parse rate
+    and token accuracy, with the trivial fillers and the confidence and KL statistics beside them."""
+    from . import bench, code_bench
+
+    limits = code_bench.QUICK_LIMITS if args.quick else {}
+    records, stats = code_bench.run_code_benchmark(
+        loaded,
+        samplers,
+        tasks=args.tasks,
+        n=args.n,
+        body_lengths=args.gen_lengths,
+        max_span=args.max_span,
+        block_length=args.block_length,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        run_doctests=args.doctests,
+        **limits,
+    )
+    rows = bench.speedups(records)
+    meta = {
+        "model": loaded.description,
+        "n_per_task": args.n,
+        "block_length": args.block_length,
+        "max_span": args.max_span,
+        "contexts": limits or "full",
+        "device": args.device,
+        "lrd_config": lrd.to_dict(),
+        "argv": sys.argv[1:],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    table, extra = code_bench.code_table(rows), code_bench.statistics_text(stats)
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "results": rows, "statistics": stats}, indent=2))
+    (args.out / "results.md").write_text(table + "\n" + extra)
+    paths = [args.out / "results.json", args.out / "results.md", *bench.plot_accuracy_vs_nfe(rows, args.out)]
+    print(
+        f"model: {loaded.description}; up to {args.n} held-out examples per task and size, block {args.block_length}\n"
+    )
+    print(table)
+    print(extra)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _parse_sweep(text: str) -> tuple[str, list[float]]:
     field, sep, values = text.partition("=")
     numeric = [f.name for f in dataclasses.fields(LRDConfig) if f.type in ("float", "int")]
@@ -359,7 +434,7 @@ def _check_unique(samplers: list[Any]) -> None:
     seen: set[str] = set()
     for s in samplers:
         if s.name in seen:
-            raise SystemExit(f"sampler {s.name!r} is requested twice; drop the duplicate setting")
+            raise SystemExit(f"sampler {s.name!r} is requested twice (it may be a standard row); drop the duplicate")
         seen.add(s.name)
 
 

@@ -564,31 +564,35 @@ def run_doctest(path: str, function: str, text: str, timeout: float = DOCTEST_TI
 # --- decoding --------------------------------------------------------------------------------------
 
 
-def decode_examples(
+def decode_chunks(
     denoiser: Any,
     examples: Sequence[CodeExample],
     mask_id: int,
     pad_id: int,
     *,
     config: Any = None,
+    cache: str = "prefix",
     block_length: int = 32,
     batch_size: int = 16,
     device: str = "cpu",
-) -> list[list[int]]:
-    """The decoded canvas (``gen_length`` ids after the prompt) of each example, with ``lrd_plugin.generate``
-    (default config: LLaDA's low-confidence remasking, one token per step) and a prefix cache.
+    record_kl: bool = False,
+) -> Iterator[tuple[list[int], Any, float]]:
+    """Decode ``examples`` with ``lrd_plugin.generate`` (default config: LLaDA's low-confidence
+    remasking, one token per step); yields (indices of the chunk's examples, its ``GenerationOutput``,
+    the decode's wall seconds).
 
     ``body`` examples of equal ``gen_length`` decode in left-padded batches, in blocks of
     ``block_length``. An infill's canvas (its masks, then its right context) has its own length, so
     infills decode one at a time, as one block: under block-diffusion attention the masks would not
     see the right context, so infills need a full-attention denoiser."""
+    import time
+
     import torch
 
     from .config import LRDConfig
     from .decoder import generate
 
     config = LRDConfig.base(policy="low_confidence") if config is None else config
-    out: dict[int, list[int]] = {}
     bodies = [i for i, e in enumerate(examples) if e.task == "body"]
     infills = [i for i, e in enumerate(examples) if e.task != "body"]
     if infills and getattr(denoiser, "block_size", None) is not None:
@@ -605,6 +609,7 @@ def decode_examples(
         keys = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
         canvas = torch.tensor([examples[i].canvas(mask_id) for i in members], device=device)
         body = examples[members[0]].task == "body"
+        begin = time.perf_counter()
         result = generate(
             denoiser,
             ids,
@@ -612,9 +617,38 @@ def decode_examples(
             gen_length=gen_length,
             block_length=block_length if body else gen_length,
             config=config,
-            cache="prefix",
+            cache=cache,
             canvas=canvas,
+            record_kl=record_kl,
         )
+        yield members, result, time.perf_counter() - begin
+
+
+def decode_examples(
+    denoiser: Any,
+    examples: Sequence[CodeExample],
+    mask_id: int,
+    pad_id: int,
+    *,
+    config: Any = None,
+    block_length: int = 32,
+    batch_size: int = 16,
+    device: str = "cpu",
+) -> list[list[int]]:
+    """The decoded canvas (``gen_length`` ids after the prompt) of each example, as ``decode_chunks``
+    decodes it with a prefix cache."""
+    out: dict[int, list[int]] = {}
+    chunks = decode_chunks(
+        denoiser,
+        examples,
+        mask_id,
+        pad_id,
+        config=config,
+        block_length=block_length,
+        batch_size=batch_size,
+        device=device,
+    )
+    for members, result, _ in chunks:
         for i, row in zip(members, result.generated.tolist(), strict=True):
             out[i] = row
     return [out[i] for i in range(len(examples))]
@@ -637,6 +671,17 @@ def trivial_fill(example: CodeExample, token: int, eos_id: int) -> list[int]:
     if example.task == "body":
         return [token] * example.n_tokens + [eos_id] * (example.gen_length - example.n_tokens)
     return [token] * example.n_tokens + list(example.right_ids)
+
+
+def copy_fill(example: CodeExample) -> str:
+    """The stronger trivial baseline: an infill's span replaced by as many lines copied from just above
+    it (code often repeats its neighbour); a body by ``pass`` at the indentation of its docstring's last line."""
+    above = split_lines(example.prompt)
+    if example.task == "body":
+        last = above[-1] if above else ""
+        return " " * (len(last) - len(last.lstrip())) + "pass\n"
+    n_lines = max(1, len(split_lines(example.span)))
+    return "".join(above[-n_lines:])
 
 
 def summarize(scores: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -22,7 +22,8 @@ POLICIES = ("lowest_entropy", "low_confidence", "threshold", "factor")
 ALPHA_FORMS = ("one_minus_entropy", "entropy")
 EARLY_STOP_SCOPES = ("block", "sequence")
 EARLY_STOP_RULES = ("paper", "kl_gated", "per_position")
-REFINE_COMMITS = ("none", "sure")
+REFINE_COMMITS = ("auto", "none", "sure")
+PARALLEL_POLICIES = ("threshold", "factor")  # commit rules that commit several tokens per forward
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class LRDConfig:
         tau_refine: Phase 1 (refine, commit nothing) ends when the block's mean KL between
             successive predictions drops below this.
         max_refine_steps: or after this many refinement forwards.
-        refine_commit: what Phase 1 commits. ``none`` (the paper): nothing. ``sure`` (the composed
+        refine_commit: what Phase 1 commits. ``auto`` (default): ``sure`` under a parallel commit
+            rule (``threshold``, ``factor``: an engine that commits in parallel), ``none`` under a
+            one-token-per-step policy. ``none`` (the paper): nothing. ``sure`` (the composed
             mode for parallel engines): the positions whose confidence reaches ``threshold`` (the
             engine's threshold rule without its forced best position), and -- with the early stop --
             the settled positions its per-position tests pass, so only the unsettled positions wait
@@ -84,7 +87,7 @@ class LRDConfig:
     tau_refine: float = 0.1
     tau_decode: float = 0.1
     max_refine_steps: int = 20
-    refine_commit: str = "none"
+    refine_commit: str = "auto"
     early_stop_scope: str = "sequence"
     early_stop_rule: str = "per_position"
     early_stop_confidence: float = 0.999
@@ -148,6 +151,14 @@ class LRDConfig:
     def replace(self, **changes: Any) -> LRDConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def commits_in_refinement(self) -> bool:
+        """Whether Phase 1 commits what the engine's threshold is sure of (``refine_commit``
+        resolved: ``auto`` means yes exactly when the commit rule is a parallel one)."""
+        if self.refine_commit == "auto":
+            return self.policy in PARALLEL_POLICIES
+        return self.refine_commit == "sure"
 
     @classmethod
     def paper(cls, **changes: Any) -> LRDConfig:

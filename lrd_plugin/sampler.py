@@ -137,7 +137,7 @@ class LRDSampler:
         forward or a full forward at the block start -- the reference of the block's first KL. A
         reference that does not cover the tracked window (block scope needs the block, sequence
         scope the whole window) is not used. Call before the block's first `step`."""
-        if reference is None or self.config.refine_commit != "sure":
+        if reference is None or not self.config.commits_in_refinement:
             return
         width = state.tokens.shape[1] if self.config.early_stop_scope == "sequence" else state.block_length
         if reference.shape[0] == state.tokens.shape[0] and reference.shape[1] >= width:
@@ -195,13 +195,13 @@ class LRDSampler:
             )
             commit[:, :n] = chosen & candidates
             x0[:, :n] = torch.where(commit[:, :n], proposals, x0[:, :n])
-        if cfg.refine_commit == "sure":
+        if cfg.commits_in_refinement:
             commit[:, :n] |= rules.sure_commits(confidence[:, :n], open_block & refining.unsqueeze(-1), cfg.threshold)
         state.decode_steps += decoding.long()
 
         if cfg.early_stop:
             # the composed mode lets settled positions commit in Phase 1 too: only the unsettled refine
-            settling = active if cfg.refine_commit == "sure" else decoding
+            settling = active if cfg.commits_in_refinement else decoding
             left_open = open_window & ~commit
             if cfg.stable_slack > 0:
                 gate = rules.relative_gate(cfg.threshold, cfg.stable_slack)

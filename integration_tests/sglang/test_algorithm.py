@@ -152,8 +152,16 @@ def test_no_mixture_kv_stays_in_the_cache(model, fdfo):
 
 def test_refinement_spends_forwards_without_committing(model):
     # mixing off: refinement forwards see the same inputs, so the KL is 0 and tau_refine 0 keeps
-    # refining for max_refine_steps; the decoding that follows is the base sampler's
-    settings = {"threshold": 0.9, "mixing": False, "early_stop": False, "tau_refine": 0.0, "max_refine_steps": 3}
+    # refining for max_refine_steps; the decoding that follows is the base sampler's. Phase 1 commits
+    # nothing as in the paper (the default, refine_commit auto, would commit what the threshold is sure of)
+    settings = {
+        "threshold": 0.9,
+        "mixing": False,
+        "early_stop": False,
+        "tau_refine": 0.0,
+        "max_refine_steps": 3,
+        "refine_commit": "none",
+    }
     _, runner, reqs, _ = run(LRD, NAME, settings, model, fdfo=True)
     _, base_runner, base, _ = run(LRD, NAME, {**settings, "refinement": False}, model, fdfo=True)
     assert [r.output for r in reqs] == [r.output for r in base]

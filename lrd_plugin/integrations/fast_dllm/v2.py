@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ...config import LRDConfig
+from ...mixture import log_probs
 from ...sampler import BlockState, LRDSampler
 from .settings import lrd_config as make_config
 from .settings import switch
@@ -105,10 +106,10 @@ def lrd_batch_sample(
             break
         begin, end = block * block_size, (block + 1) * block_size
         x_t = _widen(x, end, mask_id)[:, :end].clone()
-        block_cache = None
+        block_cache, ahead = None, None
         for sub in range(0, block_size, small_block_size):
-            block_cache = _decode_sub_block(
-                model, sampler, select, x_t, past, block_cache, begin, sub, small_block_size, use_block_cache
+            block_cache, ahead = _decode_sub_block(
+                model, sampler, select, x_t, past, block_cache, ahead, begin, sub, small_block_size, use_block_cache
             )
         answer = torch.arange(begin, end, device=x.device)[None] >= seq_len[:, None]
         finished = ((x_t[:, begin:end] == stop_token) & answer).any(dim=-1)
@@ -149,18 +150,27 @@ def _decode_sub_block(
     x_t: Tensor,
     past: Any,
     block_cache: Any,
+    ahead: Tensor | None,
     begin: int,
     sub: int,
     width: int,
     use_block_cache: bool,
-) -> Any:
-    """Decode columns ``begin + sub ..`` of `x_t` (in place) with v2's forwards; returns the block cache."""
+) -> tuple[Any, Tensor | None]:
+    """Decode columns ``begin + sub ..`` of `x_t` (in place) with v2's forwards; returns the block cache
+    and, in the composed mode, the log-probabilities of the block's latest whole-block forward.
+
+    A whole-block forward predicts the later sub-blocks too: in the composed mode
+    (``refine_commit="sure"``) that prediction is the reference of the next sub-block's first KL, so
+    positions that were already stable commit on that sub-block's first forward."""
     start = begin + sub
     state = sampler.init_block(x_t[:, start : start + width], width)
+    if ahead is not None:
+        sampler.use_reference(state, ahead[:, sub : sub + width])
+    keep_ahead = sampler.config.commits_in_refinement
     limit = sampler.max_forwards_per_block(width)
     for _ in range(limit):
         if state.done:
-            return block_cache
+            return block_cache, ahead
         cached = {"use_cache": True, "past_key_values": past, "update_past_key_values": False}
         if use_block_cache and block_cache is not None and not bool((x_t[:, start] == sampler.mask_id).any()):
             with _mixtures(model, sampler, state, 0):  # the sub-block over the block cache
@@ -179,12 +189,15 @@ def _decode_sub_block(
                     block_cache = output.block_past_key_values
                 else:
                     output = model.forward(input_ids=x_t[:, begin:], **cached)
-            logits = _shift(output.logits)[:, sub : sub + width]
+            whole = _shift(output.logits)
+            logits = whole[:, sub : sub + width]
+            if keep_ahead:
+                ahead = log_probs(whole, sampler.mask_id)
         sampler.step(state, logits, select=select)
         x_t[:, start : start + width] = state.tokens
     if not state.done:
         raise RuntimeError(f"sub-block at {start} still open after {limit} forwards (LRD loop bound)")
-    return block_cache
+    return block_cache, ahead
 
 
 def _threshold_commits(

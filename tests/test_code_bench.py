@@ -1,0 +1,117 @@
+"""The code model's side-by-side benchmark (`lrd bench --model code`) on the shipped code model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tokenizers")
+
+from lrd_plugin import bench, cli, code_bench
+from lrd_plugin import code_tasks as ct
+from lrd_plugin.config import LRDConfig
+from lrd_plugin.loading import LoadedModel, load_model
+
+LIMITS = {"left_budget": 96, "right_budget": 16}
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    return load_model("code")
+
+
+@pytest.fixture(scope="module")
+def lines(loaded: LoadedModel) -> list[ct.CodeExample]:
+    return ct.generate_examples("infill_line", "test", 3, loaded.tokenizer, seed=1, max_span=12, **LIMITS)
+
+
+def test_baselines_take_their_documented_forwards(loaded: LoadedModel, lines: list[ct.CodeExample]) -> None:
+    """LLaDA's one-token-per-step baseline spends one forward per masked token, with or without the
+    prefix cache (an infill is one block). Tokens may differ: on this uncertain model the cached
+    keys' rounding can flip a near-tie."""
+    samplers = [
+        bench.Sampler("llada", LRDConfig.base(policy="low_confidence"), "none"),
+        bench.Sampler("llada, prefix cache", LRDConfig.base(policy="low_confidence"), "prefix"),
+    ]
+    kl: list[list[float]] = [[] for _ in range(code_bench.KL_STEPS)]
+    base, cached = (
+        code_bench.run_code_sampler(loaded, s, lines, task="infill_line", size=12, block_length=32, batch_size=4, kl=kl)
+        for s in samplers
+    )
+    assert base.mean_nfe == sum(e.n_tokens for e in lines) / len(lines)
+    assert cached.mean_nfe == base.mean_nfe
+    assert 0.0 <= base.scores["token_accuracy"] <= 1.0
+
+
+def test_the_statistics_cover_every_masked_position(loaded: LoadedModel, lines: list[ct.CodeExample]) -> None:
+    stats = code_bench.confidence_statistics(loaded, lines)
+    assert stats["positions"] == sum(e.n_tokens for e in lines)
+    assert 0.0 < stats["p10"] <= stats["median"] <= stats["p90"] <= 1.0
+    trivial = code_bench.trivial_scores(loaded, lines)
+    copied = [ct.copy_fill(e) for e in lines]
+    assert trivial["copy the line above"]["exact"] == sum(
+        c == e.span for c, e in zip(copied, lines, strict=True)
+    ) / len(lines)
+    assert trivial["most frequent token"]["exact"] == 0.0  # a line of code is never only newlines
+
+
+def test_copy_fill_copies_the_lines_above_or_passes() -> None:
+    text = "def f(x):\n    '''Doc.'''\n    y = x\n    y = x\n    return y\n"
+    example = ct.CodeExample(
+        task="infill_line",
+        path="m.py",
+        function="f",
+        start=text.index("    y = x\n    return"),
+        end=text.index("    return"),
+        prompt=text[: text.index("    y = x\n    return")],
+        right="",
+        prompt_ids=(),
+        span_ids=(1, 2, 3),
+        right_ids=(),
+        gen_length=3,
+        doctest=False,
+        text=text,
+    )
+    assert ct.copy_fill(example) == "    y = x\n"
+    body = ct.CodeExample(
+        task="body",
+        path="m.py",
+        function="f",
+        start=text.index("    y = x"),
+        end=len(text),
+        prompt=text[: text.index("    y = x")],
+        right="",
+        prompt_ids=(),
+        span_ids=(1, 2, 3),
+        right_ids=(),
+        gen_length=8,
+        doctest=False,
+        text=text,
+    )
+    assert ct.copy_fill(body) == "    pass\n" and ct.parses(body.reassemble(ct.copy_fill(body)))
+
+
+def test_lrd_bench_on_the_code_model_writes_its_tables(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    argv = ["bench", "--model", "code", "--quick", "--n", "1", "--tasks", "infill_line", "--out", str(out)]
+    assert cli.main(argv) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert [r["sampler"] for r in report["results"]] == [s.name for s in bench.code_samplers()]
+    assert {r["gen_length"] for r in report["results"]} == {16}  # quick: spans of at most 16 tokens
+    assert set(report["statistics"]["confidence"]) == {"infill_line/16"}
+    text = capsys.readouterr().out
+    assert "copy the line above" in text and "median top-1" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tasks", "arith"], "--tasks for this model must be among"),
+        (["--mask-ratios", "0.5"], "--mask-ratios applies to the task suite"),
+    ],
+)
+def test_bad_code_bench_settings_are_refused(argv: list[str], message: str, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=message):
+        cli.main(["bench", "--model", "code", "--quick", "--out", str(tmp_path), *argv])
