@@ -4,7 +4,8 @@
 predictions, which positions are open) and asks these rules which positions to commit:
 
 * Phase 1 (refinement): `sure_commits` only -- positions the engine's threshold would commit at once
-  (``refine_commit="sure"``), or nothing at all (``"none"``, the paper);
+  (``refine_commit="sure"``, and ``"auto"`` under a parallel rule), or nothing at all (``"none"``,
+  the paper);
 * Phase 2: the commit policy or the engine's own rule, plus `stable_commits` (settled positions above
   a gate set relative to the engine's threshold), plus the early stop (`early_stop_commits`).
 

@@ -113,7 +113,7 @@ class LRDSampler:
     ) -> BlockState:
         """Start a block. `window` [B, W] holds its tokens (W >= block_length); `active` [B] lets
         finished sequences sit the block out. `previous` is the state of the block just finished:
-        with ``refine_commit="sure"`` and a window that reached past it (sequence scope), its last
+        when Phase 1 commits (``commits_in_refinement``) and the window reached past it (sequence scope), its last
         prediction of the positions this window covers is the reference of this block's first KL,
         so a block whose predictions already settled needs no Phase-1 forward to learn that."""
         if not 1 <= block_length <= window.shape[1]:
@@ -132,8 +132,9 @@ class LRDSampler:
         return state
 
     def use_reference(self, state: BlockState, reference: Tensor | None) -> None:
-        """In the composed mode (``refine_commit="sure"``), make `reference` [B, W', V] -- the latest
-        earlier prediction of the window's first W' positions, e.g. from the previous block's last
+        """When Phase 1 commits (``refine_commit`` ``sure``, or ``auto`` under a parallel rule), make
+        `reference` [B, W', V] -- the latest earlier prediction of the window's first W' positions,
+        e.g. from the previous block's last
         forward or a full forward at the block start -- the reference of the block's first KL. A
         reference that does not cover the tracked window (block scope needs the block, sequence
         scope the whole window) is not used. Call before the block's first `step`."""
