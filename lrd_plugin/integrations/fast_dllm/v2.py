@@ -157,16 +157,16 @@ def _decode_sub_block(
     use_block_cache: bool,
 ) -> tuple[Any, Tensor | None]:
     """Decode columns ``begin + sub ..`` of `x_t` (in place) with v2's forwards; returns the block cache
-    and, in the composed mode, the log-probabilities of the block's latest whole-block forward.
+    and, when Phase 1 commits, the logits of the block's latest whole-block forward.
 
-    A whole-block forward predicts the later sub-blocks too: in the composed mode
-    (``refine_commit="sure"``) that prediction is the reference of the next sub-block's first KL, so
+    A whole-block forward predicts the later sub-blocks too: when Phase 1 commits
+    (``commits_in_refinement``) that prediction is the reference of the next sub-block's first KL, so
     positions that were already stable commit on that sub-block's first forward."""
     start = begin + sub
     state = sampler.init_block(x_t[:, start : start + width], width)
-    if ahead is not None:
-        sampler.use_reference(state, ahead[:, sub : sub + width])
     keep_ahead = sampler.config.commits_in_refinement
+    if keep_ahead and ahead is not None:  # normalised once, and only the sub-block's slice
+        sampler.use_reference(state, log_probs(ahead[:, sub : sub + width], sampler.mask_id))
     limit = sampler.max_forwards_per_block(width)
     for _ in range(limit):
         if state.done:
@@ -192,7 +192,7 @@ def _decode_sub_block(
             whole = _shift(output.logits)
             logits = whole[:, sub : sub + width]
             if keep_ahead:
-                ahead = log_probs(whole, sampler.mask_id)
+                ahead = whole
         sampler.step(state, logits, select=select)
         x_t[:, start : start + width] = state.tokens
     if not state.done:
