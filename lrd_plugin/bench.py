@@ -180,6 +180,45 @@ def decode_batches(
         yield start, out, time.perf_counter() - begin
 
 
+@dataclass
+class Tally:
+    """Decoding statistics summed over a sampler's batches, turned into a `Record` at the end."""
+
+    n: int = 0
+    nfe: int = 0
+    refine: float = 0.0
+    stopped: float = 0.0
+    blocks: int = 0
+    tokens: int = 0
+    wall: float = 0.0
+
+    def add(self, out: GenerationOutput, seconds: float, tokens: int | None = None) -> None:
+        """One batch's output; `tokens` the generated tokens it counts (default: its whole canvas)."""
+        self.n += out.generated.shape[0]
+        self.nfe += int(out.nfe_per_sequence.sum())
+        self.refine += float(out.refine_steps.sum())
+        self.stopped += float(out.early_stopped.sum())
+        self.blocks += out.refine_steps.numel()
+        self.tokens += out.generated.numel() if tokens is None else tokens
+        self.wall += seconds
+
+    def record(self, sampler: Sampler, *, accuracy: float, **fields: Any) -> Record:
+        return Record(
+            sampler=sampler.name,
+            n=self.n,
+            accuracy=accuracy,
+            mean_nfe=self.nfe / self.n,
+            tokens_per_s=self.tokens / self.wall,
+            latency_s=self.wall / self.n,
+            phase1_steps_per_block=self.refine / self.blocks,
+            early_stop_rate=self.stopped / self.blocks,
+            config=sampler.config.to_dict(),
+            cache=sampler.cache,
+            family=sampler.family,
+            **fields,
+        )
+
+
 def run_sampler(
     loaded: LoadedModel,
     sampler: Sampler,
@@ -194,7 +233,7 @@ def run_sampler(
     mask_ratio: float = 1.0,
 ) -> Record:
     """Decode every prompt with one sampler and score the answers (`canvases` as in `decode_batches`)."""
-    correct, nfe, refine, stopped, blocks, tokens, wall = 0, 0, 0.0, 0.0, 0, 0, 0.0
+    correct, tally = 0, Tally()
     batches = decode_batches(
         loaded,
         sampler,
@@ -205,31 +244,16 @@ def run_sampler(
         canvases=canvases,
     )
     for start, out, seconds in batches:
-        wall += seconds
         for row, ids in enumerate(out.generated.tolist()):
             correct += bool(score(start + row, loaded.decode(ids)))
-        nfe += int(out.nfe_per_sequence.sum())
-        refine += float(out.refine_steps.sum())
-        stopped += float(out.early_stopped.sum())
-        blocks += out.refine_steps.numel()
-        tokens += out.generated.numel()
-    n = len(prompts)
-    return Record(
+        tally.add(out, seconds)
+    return tally.record(
+        sampler,
+        accuracy=correct / len(prompts),
         task=task,
         gen_length=gen_length,
         block_length=block_length,
-        sampler=sampler.name,
-        n=n,
-        accuracy=correct / n,
-        mean_nfe=nfe / n,
-        tokens_per_s=tokens / wall,
-        latency_s=wall / n,
-        phase1_steps_per_block=refine / blocks,
-        early_stop_rate=stopped / blocks,
-        config=sampler.config.to_dict(),
-        cache=sampler.cache,
         mask_ratio=mask_ratio,
-        family=sampler.family,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import code_tasks as ct
-from .bench import Record, Sampler, _bar
+from .bench import Record, Sampler, Tally, _bar
 from .loading import LoadedModel
 
 QUICK_LIMITS = {"left_budget": 128, "right_budget": 32}  # short contexts: the smoke run stays fast
@@ -78,36 +78,22 @@ def run_code_sampler(
         device=loaded.device,
         record_kl=kl is not None,
     )
-    scores, nfe, refine, stopped, blocks, tokens, wall = [], 0, 0.0, 0.0, 0, 0, 0.0
+    scores, tally = [], Tally()
     for members, out, seconds in chunks:
-        wall += seconds
         for i, row in zip(members, out.generated.tolist(), strict=True):
             scores.append(ct.score(examples[i], row, tok, run_doctests=run_doctests))
-        nfe += int(out.nfe_per_sequence.sum())
-        refine += float(out.refine_steps.sum())
-        stopped += float(out.early_stopped.sum())
-        blocks += out.refine_steps.numel()
-        tokens += sum(examples[i].n_tokens for i in members)
+        tally.add(out, seconds, tokens=sum(examples[i].n_tokens for i in members))
         if kl is not None and out.kl_trace is not None:
             for block in out.kl_trace:
                 for step, values in enumerate(block[:KL_STEPS]):
                     kl[step] += [v for v in values.tolist() if v == v and v != float("inf")]
     summary = ct.summarize(scores)
-    return Record(
+    return tally.record(
+        sampler,
+        accuracy=summary["exact"],
         task=task,
         gen_length=size,
         block_length=block_length,
-        sampler=sampler.name,
-        n=len(examples),
-        accuracy=summary["exact"],
-        mean_nfe=nfe / len(examples),
-        tokens_per_s=tokens / wall,
-        latency_s=wall / len(examples),
-        phase1_steps_per_block=refine / blocks,
-        early_stop_rate=stopped / blocks,
-        config=sampler.config.to_dict(),
-        cache=sampler.cache,
-        family=sampler.family,
         scores={k: summary[k] for k in ("parses", "token_accuracy", "runs", "n_runs")},
     )
 
