@@ -41,12 +41,14 @@ VARIANTS = {
     "fast-dllm + lrd (paper stop)": {"sampler": "lrd", "lrd_early_stop_rule": "paper", "lrd_early_stop_scope": "block"},
     "fast-dllm + lrd": {"sampler": "lrd"},  # the package default early stop
     "fast-dllm + lrd (no early stop)": {"sampler": "lrd", "lrd_early_stop": False},
-    # the composed mode: Phase 1 commits what the threshold is sure of; stable positions commit at
-    # twice the error the threshold accepts
-    "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_refine_commit": "sure", "lrd_stable_slack": 2.0},
-    "fast-dllm + lrd (sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},  # the default since auto
-    # the default before refine_commit=auto: Phase 1 commits nothing, as in the paper
+    # the composed mode: the default, and stable positions commit at twice the error the threshold accepts
+    "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},
+    # Phase 1 commits only what the threshold is sure of (the default in stop 23)
+    "fast-dllm + lrd (phase 1 commits the sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},
+    # Phase 1 commits nothing, as in the paper (the default before refine_commit=auto)
     "fast-dllm + lrd (phase 1 commits nothing)": {"sampler": "lrd", "lrd_refine_commit": "none"},
+    # no Phase 1 at all: under a parallel rule the same decode as the default (refine_commit=engine)
+    "fast-dllm + lrd (no refinement)": {"sampler": "lrd", "lrd_refinement": False},
 }
 DEFAULT_VARIANTS = ("fast-dllm", "plugin (LRD off)", "fast-dllm + lrd (paper stop)", "fast-dllm + lrd",
                     "fast-dllm + lrd (no early stop)")  # fmt: skip

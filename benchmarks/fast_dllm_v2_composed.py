@@ -43,7 +43,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "plugin, LRD off": {"sampler": "lrd", **OFF},
     "fast-dllm v2 + lrd": {"sampler": "lrd"},
     "fast-dllm v2 + lrd, no early stop": {"sampler": "lrd", "lrd_early_stop": False},
-    "fast-dllm v2 + lrd (composed)": {"sampler": "lrd", "lrd_refine_commit": "sure", "lrd_stable_slack": 2.0},
+    "fast-dllm v2 + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},
+    "fast-dllm v2 + lrd (phase 1 commits the sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},
     "fast-dllm v2 + lrd (phase 1 commits nothing)": {"sampler": "lrd", "lrd_refine_commit": "none"},
 }
 

@@ -220,13 +220,13 @@ def test_lrd_decodes_everything_and_honours_stop(
 
 
 def test_lrd_refines_with_mixtures(upstream: Upstream) -> None:
-    """Phase 1 spends forwards that commit nothing, fed mixtures; the base path never hooks."""
+    """Phase 1 (as in the paper: it commits nothing) spends forwards fed mixtures; the base path never hooks."""
     model = tiny_model()
     recorder = Recorder(model)
     run(upstream.switched, model, LONG, sampler="lrd", **FEATURES_OFF)
     base_forwards, base_hooked = len(recorder.calls), any(recorder.hooked)
     recorder.take()
-    run(upstream.switched, model, LONG, sampler="lrd", lrd_early_stop=False)
+    run(upstream.switched, model, LONG, sampler="lrd", lrd_early_stop=False, lrd_refine_commit="none")
     assert not base_hooked and any(recorder.hooked)
     assert len(recorder.calls) > base_forwards
 
@@ -351,7 +351,8 @@ def test_v2_harness_takes_sampler_lrd(patched_root: Path, layout: Layout, monkey
     monkeypatch.setattr(module, "AutoTokenizer", SimpleNamespace(from_pretrained=lambda *a, **k: CharTokenizer()))
     requests = [SimpleNamespace(args=(text, {}), task_name="local") for text in ("3+4=", "a longer question, 12*3=")]
     answers, forwards = [], []
-    for extra in ({}, {"sampler": "lrd", **FEATURES_OFF}, {"sampler": "lrd", "lrd_r_f": "0.15"}):
+    paper_phase1 = {"sampler": "lrd", "lrd_r_f": "0.15", "lrd_refine_commit": "none"}
+    for extra in ({}, {"sampler": "lrd", **FEATURES_OFF}, paper_phase1):
         lm = harness(
             model_path="unused", device="cpu", max_new_tokens=64, batch_size=2, mask_id=MASK, threshold=0.9, **extra
         )

@@ -65,12 +65,16 @@ def ablation_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
 def code_samplers(lrd: LRDConfig | None = None) -> list[Sampler]:
     """The code model's side-by-side set: the standard samplers, LRD with the paper's settings, without
     early stop and without mixing, LRD on Fast-dLLM's threshold 0.9 with a Phase 1 that commits
-    nothing (the paper's, the default before ``refine_commit: auto``), and the composed mode."""
+    nothing (the paper's) or only what the threshold is sure of (the earlier defaults), and the
+    composed mode."""
     lrd = lrd or LRDConfig()
-    held_back = lrd.replace(policy="threshold", threshold=0.9, refine_commit="none")
+    on_t = lrd.replace(policy="threshold", threshold=0.9)
     return [
         *standard_samplers(lrd),
-        Sampler("lrd+fast-dllm-threshold (phase 1 commits nothing)", held_back, "prefix"),
+        *[
+            Sampler(f"lrd+fast-dllm-threshold (phase 1 commits {what})", on_t.replace(refine_commit=rc), "prefix")
+            for what, rc in (("nothing", "none"), ("the sure only", "sure"))
+        ],
         Sampler("lrd (paper)", LRDConfig.paper(), "none"),
         *[s for s in ablation_samplers(lrd) if s.name != "lrd w/o refinement"],
         *composed_samplers([0.9], 2.0, lrd),
@@ -101,10 +105,10 @@ def kl_gated_samplers(confidences: Iterable[float], lrd: LRDConfig | None = None
 
 
 def composed_samplers(thresholds: Iterable[float], slack: float, lrd: LRDConfig | None = None) -> list[Sampler]:
-    """LRD's composed mode on Fast-dLLM's threshold rule at these thresholds (Phase 1 commits what the
-    threshold is sure of; stable positions commit at `slack` times the error the threshold accepts):
-    its accuracy-vs-NFE curve, to set beside the threshold rule's own (`baseline_sweeps`)."""
-    lrd = (lrd or LRDConfig()).replace(refine_commit="sure", stable_slack=slack, policy="threshold")
+    """LRD's composed mode on Fast-dLLM's threshold rule at these thresholds (the default, plus
+    stable positions committing at `slack` times the error the threshold accepts): its
+    accuracy-vs-NFE curve, to set beside the threshold rule's own (`baseline_sweeps`)."""
+    lrd = (lrd or LRDConfig()).replace(stable_slack=slack, policy="threshold")
     return [
         Sampler(
             f"lrd composed s={slack:g}+fast-dllm-threshold t={t:g}",

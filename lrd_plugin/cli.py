@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=[],
         metavar="T",
-        help="add LRD's composed mode (refine_commit=sure, stable_slack) on Fast-dLLM's threshold rule at these T",
+        help="add LRD's composed mode (the default plus stable_slack) on Fast-dLLM's threshold rule at these T",
     )
     bench.add_argument(
         "--composed-slack",

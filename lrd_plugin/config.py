@@ -22,7 +22,7 @@ POLICIES = ("lowest_entropy", "low_confidence", "threshold", "factor")
 ALPHA_FORMS = ("one_minus_entropy", "entropy")
 EARLY_STOP_SCOPES = ("block", "sequence")
 EARLY_STOP_RULES = ("paper", "kl_gated", "per_position")
-REFINE_COMMITS = ("auto", "none", "sure")
+REFINE_COMMITS = ("auto", "none", "sure", "engine")
 PARALLEL_POLICIES = ("threshold", "factor")  # commit rules that commit several tokens per forward
 
 
@@ -42,15 +42,18 @@ class LRDConfig:
         tau_refine: Phase 1 (refine, commit nothing) ends when the block's mean KL between
             successive predictions drops below this.
         max_refine_steps: or after this many refinement forwards.
-        refine_commit: what Phase 1 commits. ``auto`` (default): ``sure`` under a parallel commit
-            rule (``threshold``, ``factor``: an engine that commits in parallel), ``none`` under a
-            one-token-per-step policy. ``none`` (the paper): nothing. ``sure`` (the composed
-            mode for parallel engines): the positions whose confidence reaches ``threshold`` (the
-            engine's threshold rule without its forced best position), and -- with the early stop --
-            the settled positions its per-position tests pass, so only the unsettled positions wait
-            in Phase 1 and a block those commits empty is done. With sequence scope the previous
-            block's last prediction of this block is its first KL's reference, so a block that
-            settled while the previous one decoded needs no refinement forward to show it.
+        refine_commit: what Phase 1 commits. ``auto`` (default): ``engine`` under a parallel
+            commit rule (``threshold``, ``factor``: an engine that commits in parallel), ``none``
+            under a one-token-per-step policy. ``none`` (the paper): nothing. ``engine``: what the
+            commit rule itself commits on that forward (the threshold rule's forced best position
+            included) -- which is Phase 2, so the block starts there: the loop never waits a
+            forward for a KL where the engine would commit, and the open rest keep their mixtures.
+            ``sure``: only the positions whose confidence reaches ``threshold`` (the threshold rule
+            without its forced best position). Under ``sure`` and ``engine`` the early stop's
+            per-position tests also act in Phase 1, so a block the commits empty is done, and with
+            sequence scope the previous block's last prediction of this block is its first KL's
+            reference, so a block that settled while the previous one decoded needs no refinement
+            forward to show it.
         tau_decode: in Phase 2, early stop when the mean KL drops below this.
         early_stop_scope: ``block`` finalises the current block; ``sequence`` additionally finishes
             the whole answer when predictions have settled over every remaining position.
@@ -153,12 +156,16 @@ class LRDConfig:
         return dataclasses.replace(self, **changes)
 
     @property
-    def commits_in_refinement(self) -> bool:
-        """Whether Phase 1 commits what the engine's threshold is sure of (``refine_commit``
-        resolved: ``auto`` means yes exactly when the commit rule is a parallel one)."""
+    def phase1_commits(self) -> str:
+        """``refine_commit`` resolved: ``auto`` is ``engine`` under a parallel commit rule, else ``none``."""
         if self.refine_commit == "auto":
-            return self.policy in PARALLEL_POLICIES
-        return self.refine_commit == "sure"
+            return "engine" if self.policy in PARALLEL_POLICIES else "none"
+        return self.refine_commit
+
+    @property
+    def commits_in_refinement(self) -> bool:
+        """Whether Phase 1 commits anything (``refine_commit`` resolved to ``sure`` or ``engine``)."""
+        return self.phase1_commits != "none"
 
     @classmethod
     def paper(cls, **changes: Any) -> LRDConfig:

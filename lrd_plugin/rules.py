@@ -3,9 +3,9 @@
 `LRDSampler.step` computes the statistics (confidence, per-position KL between successive
 predictions, which positions are open) and asks these rules which positions to commit:
 
-* Phase 1 (refinement): `sure_commits` only -- positions the engine's threshold would commit at once
-  (``refine_commit="sure"``, and ``"auto"`` under a parallel rule), or nothing at all (``"none"``,
-  the paper);
+* Phase 1 (refinement): the commit policy or the engine's own rule (``refine_commit="engine"``, and
+  ``"auto"`` under a parallel rule); `sure_commits` only, the positions the engine's threshold would
+  commit at once (``"sure"``); or nothing at all (``"none"``, the paper);
 * Phase 2: the commit policy or the engine's own rule, plus `stable_commits` (settled positions above
   a gate set relative to the engine's threshold), plus the early stop (`early_stop_commits`).
 

@@ -13,6 +13,10 @@ early stop). Each sequence of a batch keeps its own phase:
             settled positions of the block (or window) to their predictions.
     DONE    the block has no open position left.
 
+With ``refine_commit="engine"`` (the default under a parallel rule) Phase 1 would commit exactly what
+Phase 2 commits, so a block starts in Phase 2: the engine's rule from the first forward, mixtures on
+the open rest, the early stop.
+
 Which positions each rule commits is in `rules` (one small function per rule); `step` only
 computes the statistics they read and applies their masks.
 
@@ -39,6 +43,12 @@ Select = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
 ``(proposals [B, n], commit [B, n])``. The mask token's logit is -inf in ``block_logits``, so an engine
 function that knows nothing of LRD can never propose it; ``decode_step`` counts each sequence's
 Phase-2 steps in this block (for a fixed per-step quota)."""
+
+
+BAD_LOGITS = (
+    "the model returned NaN or +inf logits; check its weights and dtype (e.g. fp16 overflow): "
+    "no prediction can be decoded from them"
+)
 
 
 class Phase(IntEnum):
@@ -120,11 +130,14 @@ class LRDSampler:
             raise ValueError(f"block_length must be in [1, {window.shape[1]}] (the window), got {block_length}")
         open_block = window[:, :block_length] == self.mask_id
         runs = open_block.any(dim=-1) if active is None else open_block.any(dim=-1) & active
-        start = Phase.REFINE if self.config.refinement and self.config.max_refine_steps > 0 else Phase.DECODE
+        cfg = self.config
+        # Phase 1 that commits with the engine's own rule is Phase 2 by another name: start there
+        refines = cfg.refinement and cfg.max_refine_steps > 0 and cfg.phase1_commits != "engine"
+        start = Phase.REFINE if refines else Phase.DECODE
         phase = torch.where(runs, int(start), int(Phase.DONE))
         schedule = None
-        if self.config.policy == "low_confidence":
-            steps = self.config.steps_per_block or block_length
+        if cfg.policy == "low_confidence":
+            steps = cfg.steps_per_block or block_length
             schedule = policies.fixed_schedule(open_block.sum(dim=-1), steps)
         state = BlockState(tokens=window.clone(), block_length=block_length, phase=phase, schedule=schedule)
         if previous is not None and previous.prev_logp is not None:
@@ -166,6 +179,8 @@ class LRDSampler:
         `get_transfer_index`) instead of the config's policy; LRD's phases, mixtures and early stop
         are unchanged."""
         cfg, n = self.config, state.block_length
+        if select is not None and cfg.is_base_policy and not self.needs_kl:
+            return self._engine_step(state, logits, select)
         self._check_logits(state, logits)
         active = state.active
         open_window = state.tokens == self.mask_id
@@ -196,7 +211,7 @@ class LRDSampler:
             )
             commit[:, :n] = chosen & candidates
             x0[:, :n] = torch.where(commit[:, :n], proposals, x0[:, :n])
-        if cfg.commits_in_refinement:
+        if cfg.phase1_commits == "sure":
             commit[:, :n] |= rules.sure_commits(confidence[:, :n], open_block & refining.unsqueeze(-1), cfg.threshold)
         state.decode_steps += decoding.long()
 
@@ -242,8 +257,36 @@ class LRDSampler:
                 state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
         return commit
 
+    def _engine_step(self, state: BlockState, logits: Tensor, select: Select) -> Tensor:
+        """`step` with every LRD feature off on an engine's own rule: only the rule runs (no
+        prediction, KL or mixture is computed), so the plugin with LRD off costs what the engine's
+        step costs. Same commits and statistics as the full `step` (tests compare them)."""
+        n = state.block_length
+        self._check_shape(state, logits)
+        if not bool(torch.isfinite(logits[:, :n].amax(dim=-1)).all()):  # one reduction: NaN or +inf
+            raise ValueError(BAD_LOGITS)
+        active = state.active
+        state.kl_trace.append(torch.where(active, torch.inf, torch.nan))  # no KL is ever known here
+        state.phase = torch.where(active, int(Phase.DECODE), state.phase)
+        state.forwards += active.long()
+        block = state.tokens[:, :n]
+        candidates = (block == self.mask_id) & active.unsqueeze(-1)
+        proposals, chosen = select(_without_mask(logits[:, :n], self.mask_id), candidates, block, state.decode_steps)
+        state.decode_steps += active.long()
+        commit = torch.zeros_like(state.tokens, dtype=torch.bool)
+        commit[:, :n] = chosen & candidates
+        state.tokens[:, :n] = torch.where(commit[:, :n], proposals, block)
+        still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
+        state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
+        return commit
+
     # --- pieces of a step ----------------------------------------------------------------------
     def _check_logits(self, state: BlockState, logits: Tensor) -> None:
+        self._check_shape(state, logits)
+        if (logits.isnan() | logits.isposinf()).any():
+            raise ValueError(BAD_LOGITS)
+
+    def _check_shape(self, state: BlockState, logits: Tensor) -> None:
         batch, width = state.tokens.shape
         if logits.dim() != 3 or logits.shape[0] != batch or logits.shape[1] != width:
             raise ValueError(
@@ -254,11 +297,6 @@ class LRDSampler:
             raise ValueError(
                 f"logits vocabulary ({logits.shape[-1]}) must contain mask_id={self.mask_id} and be at most "
                 f"the embedding table's {rows} rows"
-            )
-        if (logits.isnan() | logits.isposinf()).any():
-            raise ValueError(
-                "the model returned NaN or +inf logits; check its weights and dtype (e.g. fp16 overflow): "
-                "no prediction can be decoded from them"
             )
 
     @staticmethod

@@ -219,7 +219,7 @@ def test_kl_trace_of_the_base_policy_reports_the_kl_not_inf():
 
 
 def test_to_dict_is_json_and_maps_non_finite_kl_to_none():
-    cfg = LRDConfig(policy="threshold", max_refine_steps=2, tau_decode=1e-3)
+    cfg = LRDConfig(policy="threshold", max_refine_steps=2, tau_decode=1e-3, refine_commit="sure")
     out = generate(_adapter(seed=3), _prompt(3, 5, seed=3), gen_length=16, block_length=8, config=cfg, record_kl=True)
     data = out.to_dict()
     text = json.dumps(data, allow_nan=False)  # strict JSON: no Infinity / NaN literals

@@ -1,4 +1,4 @@
-"""The composed-mode rules: sure commits in Phase 1, stability-gated commits below the engine's
+"""The composed-mode rules: the engine's or the sure commits in Phase 1, stability-gated commits below the engine's
 threshold, and the lookahead that gives loops with a block-only cache the sequence-scope stop."""
 
 import pytest
@@ -37,6 +37,38 @@ def test_phase1_commits_only_what_the_threshold_is_sure_of_and_no_forced_best():
     assert commit.tolist() == [[True, False, True], [False, False, False]]  # row 2: nothing forced
     assert state.tokens.tolist() == [[1, MASK, 3], [MASK, MASK, MASK]]
     assert (state.phase == 0).all()  # still refining: the first forward has no KL yet
+
+
+def test_phase1_under_a_parallel_rule_commits_what_the_engine_would_forced_best_included():
+    """The default (``auto``) under the threshold rule resolves to ``engine``: a forward with nothing
+    above the threshold still commits the engine's best position, so Phase 1 never costs a forward
+    the engine would not spend."""
+    cfg = LRDConfig(policy="threshold", threshold=0.9, early_stop=False)
+    assert cfg.phase1_commits == "engine" and LRDConfig().phase1_commits == "none"
+    sampler = LRDSampler(cfg, torch.randn(VOCAB, 4), MASK)
+    state = sampler.init_block(torch.full((2, 3), MASK), 3)
+    logits = peaked([[1, 2, 3], [4, 5, 6]], [[0.95, 0.5, 0.91], [0.6, 0.7, 0.8]])
+    commit = sampler.step(state, logits)
+    assert commit.tolist() == [[True, False, True], [False, False, True]]  # row 2: the forced best
+    assert state.refine_steps.tolist() == [0, 0]  # straight to Phase 2
+
+
+def test_under_a_parallel_rule_the_default_decodes_as_lrd_without_phase1():
+    """``engine`` makes Phase 1 commit with Phase 2's rule, so the default equals LRD with refinement
+    off, token for token and forward for forward, on the trained default model."""
+    from lrd_plugin import generate
+    from lrd_plugin.loading import load_model
+    from lrd_plugin.tasks import generate_examples
+
+    loaded = load_model("default")
+    ids, mask = loaded.encode_batch([e.prompt for e in generate_examples("arith", "test", 6)])
+    for policy in ("threshold", "factor"):
+        runs = [
+            generate(loaded.denoiser, ids, attention_mask=mask, gen_length=64, block_length=32, config=cfg)
+            for cfg in (LRDConfig(policy=policy), LRDConfig(policy=policy, refinement=False))
+        ]
+        assert torch.equal(runs[0].generated, runs[1].generated)
+        assert runs[0].nfe == runs[1].nfe
 
 
 def test_the_paper_commits_nothing_in_phase1():

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrd_plugin import LRDConfig, LRDSampler, generate, mixture
+from lrd_plugin import LRDConfig, LRDSampler, generate, mixture, policies
 from tests.fields import RandomField
 
 VOCAB, MASK = 24, 23
@@ -22,7 +22,7 @@ configs = st.builds(
     tau_refine=st.floats(0.0, 2.0),
     tau_decode=st.floats(0.0, 2.0),
     max_refine_steps=st.integers(0, 5),
-    refine_commit=st.sampled_from(["auto", "none", "sure"]),
+    refine_commit=st.sampled_from(["auto", "none", "sure", "engine"]),
     stable_slack=st.sampled_from([0.0, 0.5, 2.0, 50.0]),
     r_f=st.floats(0.01, 1.0),
     top_p=st.floats(0.05, 1.0),
@@ -70,7 +70,8 @@ def test_random_logit_streams_commit_each_position_once_and_terminate(cfg, seed,
     assert not (state.tokens[active, :block] == MASK).any()
     assert (state.tokens[~active] == MASK).all(), "an inactive sequence was touched"
     assert torch.equal(state.forwards, (state.refine_steps + state.decode_steps))
-    assert (state.refine_steps <= (cfg.max_refine_steps if cfg.refinement else 0)).all()
+    refines = cfg.refinement and cfg.phase1_commits != "engine"
+    assert (state.refine_steps <= (cfg.max_refine_steps if refines else 0)).all()
 
 
 @settings(max_examples=40, deadline=None)
@@ -198,3 +199,47 @@ def test_per_position_commits_a_stable_confident_position_beside_an_unstable_one
     assert first.tolist() == [[True, False, False, False]]
     second = sampler.step(state, _peaked([(1, 20.0), (2, 16.0), (5, 14.0), (4, 8.0)]))
     assert second.tolist() == [[False, True, commits_stable_neighbour, False]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    batch=st.integers(1, 3),
+    block=st.integers(1, 7),
+    threshold=st.floats(0.0, 1.0),
+    scale=st.floats(0.1, 10.0),
+)
+def test_the_engine_fast_path_equals_the_full_step(seed, batch, block, threshold, scale):
+    """With every LRD feature off and an engine's rule, `step` runs only the rule; the full step
+    (forced here by tracking the KL) commits the same tokens with the same statistics."""
+
+    def select(logits, candidates, tokens, decode_step):
+        confidence, proposals = logits.softmax(dim=-1).max(dim=-1)
+        return proposals, policies.threshold(confidence, candidates, threshold)
+
+    g = torch.Generator().manual_seed(seed)
+    cfg = LRDConfig.base(policy="threshold", threshold=threshold)
+    fast, full = (LRDSampler(cfg, None, MASK, track_kl=track) for track in (False, True))
+    active = torch.rand(batch, generator=g) < 0.8
+    states = [s.init_block(torch.full((batch, block), MASK), block, active=active) for s in (fast, full)]
+    while not states[0].done:
+        logits = torch.randn(batch, block, VOCAB, generator=g) * scale
+        commits = [s.step(state, logits, select=select) for s, state in zip((fast, full), states, strict=True)]
+        assert torch.equal(commits[0], commits[1])
+        for name in ("tokens", "phase", "forwards", "decode_steps", "refine_steps"):
+            assert torch.equal(getattr(states[0], name), getattr(states[1], name)), name
+    assert states[1].done
+    traces = [torch.stack(state.kl_trace) if state.kl_trace else torch.empty(0) for state in states]
+    assert traces[0].isnan().equal(traces[1].isnan())  # idle steps alike (the full step also measured KLs)
+
+
+def test_the_engine_fast_path_refuses_nan_logits():
+    def select(logits, candidates, tokens, decode_step):
+        return logits.argmax(dim=-1), candidates
+
+    sampler = LRDSampler(LRDConfig.base(policy="threshold"), None, MASK)
+    state = sampler.init_block(torch.full((1, 3), MASK), 3)
+    logits = torch.randn(1, 3, VOCAB)
+    logits[0, 1, 2] = torch.nan
+    with pytest.raises(ValueError, match="NaN or \\+inf logits"):
+        sampler.step(state, logits, select=select)

@@ -153,7 +153,8 @@ def test_no_mixture_kv_stays_in_the_cache(model, fdfo):
 def test_refinement_spends_forwards_without_committing(model):
     # mixing off: refinement forwards see the same inputs, so the KL is 0 and tau_refine 0 keeps
     # refining for max_refine_steps; the decoding that follows is the base sampler's. Phase 1 commits
-    # nothing as in the paper (the default, refine_commit auto, would commit what the threshold is sure of)
+    # nothing as in the paper (the default, refine_commit auto, commits with the threshold rule from the
+    # first forward: it has no Phase 1)
     settings = {
         "threshold": 0.9,
         "mixing": False,
