@@ -104,9 +104,14 @@ def trivial_scores(loaded: LoadedModel, examples: list[ct.CodeExample]) -> dict[
     tok = loaded.tokenizer
     frequent = tok.encode("\n", add_bos=False)[0]
     fills = [ct.trivial_fill(e, frequent, tok.eos_id) for e in examples]
+    copies = []
+    for e in examples:
+        text = ct.copy_fill(e)
+        ids = [*tok.encode(text, add_bos=False), tok.eos_id]  # the copy at the span's first position
+        copies.append(ct.score_text(e, text) | {"token_accuracy": ct.token_accuracy(e, ids, tok.eos_id)})
     return {
         "most frequent token": ct.summarize([ct.score(e, f, tok) for e, f in zip(examples, fills, strict=True)]),
-        "copy the line above": ct.summarize([ct.score_text(e, ct.copy_fill(e)) for e in examples]),
+        "copy the line above": ct.summarize(copies),
     }
 
 
@@ -219,11 +224,12 @@ def code_table(rows: list[dict[str, Any]]) -> str:
 
 def statistics_text(stats: dict[str, Any]) -> str:
     """The trivial baselines, the confidence and the KL statistics as Markdown."""
-    lines = ["| task | size | filler | exact % | parses % |", "|---|---:|---|---:|---:|"]
+    lines = ["| task | size | filler | exact % | parses % | token acc % |", "|---|---:|---|---:|---:|---:|"]
     for key, fillers in stats["trivial"].items():
         task, size = key.split("/")
         for name, s in fillers.items():
-            lines.append(f"| {task} | {size} | {name} | {100 * s['exact']:.1f} | {100 * s['parses']:.1f} |")
+            acc = 100 * s["token_accuracy"]
+            lines.append(f"| {task} | {size} | {name} | {100 * s['exact']:.1f} | {100 * s['parses']:.1f} | {acc:.1f} |")
     lines += ["", "| task | size | masked positions | median top-1 | p10 | p90 | > 0.9 | > 0.99 | > 0.999 |"]
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, c in stats["confidence"].items():

@@ -55,6 +55,10 @@ def test_the_statistics_cover_every_masked_position(loaded: LoadedModel, lines: 
         c == e.span for c, e in zip(copied, lines, strict=True)
     ) / len(lines)
     assert trivial["most frequent token"]["exact"] == 0.0  # a line of code is never only newlines
+    assert 0.0 <= trivial["copy the line above"]["token_accuracy"] < 1.0
+    for example, copy in zip(lines, copied, strict=True):  # a copy that is the span scores every token
+        if copy == example.span:
+            assert code_bench.trivial_scores(loaded, [example])["copy the line above"]["token_accuracy"] == 1.0
 
 
 def test_copy_fill_copies_the_lines_above_or_passes() -> None:
