@@ -47,8 +47,6 @@ VARIANTS = {
     "fast-dllm + lrd (phase 1 commits the sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},
     # Phase 1 commits nothing, as in the paper (the default before refine_commit=auto)
     "fast-dllm + lrd (phase 1 commits nothing)": {"sampler": "lrd", "lrd_refine_commit": "none"},
-    # no Phase 1 at all: under a parallel rule the same decode as the default (refine_commit=engine)
-    "fast-dllm + lrd (no refinement)": {"sampler": "lrd", "lrd_refinement": False},
 }
 DEFAULT_VARIANTS = ("fast-dllm", "plugin (LRD off)", "fast-dllm + lrd (paper stop)", "fast-dllm + lrd",
                     "fast-dllm + lrd (no early stop)")  # fmt: skip

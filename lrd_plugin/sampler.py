@@ -145,10 +145,10 @@ class LRDSampler:
         return state
 
     def use_reference(self, state: BlockState, reference: Tensor | None) -> None:
-        """When Phase 1 commits (``refine_commit`` ``sure``, or ``auto`` under a parallel rule), make
-        `reference` [B, W', V] -- the latest earlier prediction of the window's first W' positions,
-        e.g. from the previous block's last
-        forward or a full forward at the block start -- the reference of the block's first KL. A
+        """When Phase 1 commits (``commits_in_refinement``: ``sure``, ``engine``, or ``auto`` under a
+        parallel rule), make `reference` [B, W', V] -- the latest earlier prediction of the window's
+        first W' positions, e.g. from the previous block's last forward or a full forward at the
+        block start -- the reference of the block's first KL. A
         reference that does not cover the tracked window (block scope needs the block, sequence
         scope the whole window) is not used. Call before the block's first `step`."""
         if reference is None or not self.config.commits_in_refinement:
@@ -267,7 +267,6 @@ class LRDSampler:
             raise ValueError(BAD_LOGITS)
         active = state.active
         state.kl_trace.append(torch.where(active, torch.inf, torch.nan))  # no KL is ever known here
-        state.phase = torch.where(active, int(Phase.DECODE), state.phase)
         state.forwards += active.long()
         block = state.tokens[:, :n]
         candidates = (block == self.mask_id) & active.unsqueeze(-1)
