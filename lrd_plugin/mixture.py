@@ -74,15 +74,25 @@ class MixtureRecipe:
         """Flat recipes one after the other."""
         return MixtureRecipe(*(torch.cat([getattr(r, f) for r in recipes]) for f in ("ids", "weights", "alpha")))
 
+    def _used_columns(self) -> tuple[Tensor, Tensor]:
+        """ids and weights without the trailing columns that are zero in every row: a confident
+        model's nucleus holds a token or two of the `cap`, and the bag's cost is linear in its width.
+        Exact, since a nucleus is a prefix of the descending top-k (one host sync)."""
+        if self.weights.numel() == 0:
+            return self.ids, self.weights
+        used = max(1, int((self.weights > 0).sum(dim=-1).max()))
+        return self.ids[..., :used], self.weights[..., :used]
+
     def embed(self, table: Tensor, mask_id: int, first_row: int = 0) -> Tensor:
         """fp32 share of the mixture carried by rows ``[first_row, first_row + len(table))`` of the
         embedding; with the whole table (``first_row=0``) it is the mixture itself. Shares of
         disjoint row ranges that cover the vocabulary sum to the whole mixture."""
         rows = table.shape[0]
-        local = self.ids - first_row
+        ids, weights = self._used_columns()
+        local = ids - first_row
         inside = (local >= 0) & (local < rows)
-        weights = torch.where(inside, self.weights, torch.zeros((), device=self.weights.device))
-        k = self.ids.shape[-1]
+        weights = torch.where(inside, weights, torch.zeros((), device=weights.device))
+        k = ids.shape[-1]
         expected = F.embedding_bag(
             local.clamp(0, rows - 1).reshape(-1, k),
             table,
@@ -93,7 +103,7 @@ class MixtureRecipe:
         mixed = alpha * expected
         if first_row <= mask_id < first_row + rows:
             mixed = (1.0 - alpha) * table[mask_id - first_row].float() + mixed
-        return mixed.reshape(*self.alpha.shape, -1)
+        return mixed.reshape(*self.alpha.shape, table.shape[1])
 
 
 def mixture_recipe(

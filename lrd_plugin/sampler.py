@@ -46,7 +46,8 @@ Phase-2 steps in this block (for a fixed per-step quota)."""
 
 
 BAD_LOGITS = (
-    "the model returned NaN or +inf logits; check its weights and dtype (e.g. fp16 overflow): "
+    "the model returned NaN or +inf logits (or a row that is -inf throughout); check its weights and dtype "
+    "(e.g. fp16 overflow): "
     "no prediction can be decoded from them"
 )
 
@@ -249,7 +250,9 @@ class LRDSampler:
         state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
         # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
         state.prev_logp = tracked if self.needs_kl else None
-        if cfg.mixing:
+        if cfg.mixing and not bool(still_open.any()):
+            state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
+        elif cfg.mixing:
             state.recipe = mixture.mixture_recipe(
                 logp[:, :n], top_p=cfg.top_p, r_f=cfg.r_f, alpha_form=cfg.alpha_form, cap=cfg.nucleus_cap, ent=ent_block
             )
@@ -262,9 +265,7 @@ class LRDSampler:
         prediction, KL or mixture is computed), so the plugin with LRD off costs what the engine's
         step costs. Same commits and statistics as the full `step` (tests compare them)."""
         n = state.block_length
-        self._check_shape(state, logits)
-        if not bool(torch.isfinite(logits[:, :n].amax(dim=-1)).all()):  # one reduction: NaN or +inf
-            raise ValueError(BAD_LOGITS)
+        self._check_logits(state, logits, width=n)
         active = state.active
         state.kl_trace.append(torch.where(active, torch.inf, torch.nan))  # no KL is ever known here
         state.forwards += active.long()
@@ -280,9 +281,11 @@ class LRDSampler:
         return commit
 
     # --- pieces of a step ----------------------------------------------------------------------
-    def _check_logits(self, state: BlockState, logits: Tensor) -> None:
+    def _check_logits(self, state: BlockState, logits: Tensor, width: int | None = None) -> None:
+        """Shape, then NaN or +inf in the first `width` positions (all by default), found with one
+        reduction: a row's max is NaN or +inf iff the row holds one (or is -inf throughout)."""
         self._check_shape(state, logits)
-        if (logits.isnan() | logits.isposinf()).any():
+        if not bool(torch.isfinite(logits[:, :width].amax(dim=-1)).all()):
             raise ValueError(BAD_LOGITS)
 
     def _check_shape(self, state: BlockState, logits: Tensor) -> None:

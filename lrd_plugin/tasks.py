@@ -1,6 +1,6 @@
 """A seeded, scored task suite for small masked diffusion LMs, in the spirit of the LRD paper's benchmarks.
 
-Five tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
+Six tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
 exact match:
 
 * ``arith``: GSM8K-like word problems, 2-3 operations on single-digit quantities (intermediate
@@ -11,7 +11,7 @@ exact match:
 * ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
   are filled matters: ``sudoku 1.3./....`` -> ``1234/3412/2143/4321``.
 
-Two have many valid answers under global constraints, so each position alone has several plausible
+Three have many valid answers under global constraints, so each position alone has several plausible
 tokens and two positions committed in the same forward can contradict each other. They are scored by
 validity, not against a stored answer, and the training target is a valid answer drawn at random:
 
@@ -19,6 +19,8 @@ validity, not against a stored answer, and the training target is a valid answer
   puzzle has at least two completions: ``latin 1.../..../.3../....`` -> ``1234/2143/4312/3421``.
 * ``path``: colour a path of 10 cells with colours 1..c so that neighbours differ, keeping a few
   given cells; at least two colourings exist: ``path 1..3..2... colours 3`` -> ``1213132121``.
+* ``open_sudoku``: complete a 4x4 Sudoku (rows, columns and 2x2 boxes hold 1-4 once) from so few
+  givens that it has at least two solutions: ``open sudoku 1.../..../..2./....`` -> any valid grid.
 
 Train and test are disjoint by construction: every problem has a canonical form (its numbers and
 structure, without names or objects; for Sudoku the *solution grid*, so no test grid is ever seen
@@ -39,8 +41,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TASKS = ("arith", "list", "sudoku", "latin", "path")
-VALIDITY_TASKS = ("latin", "path")  # many valid answers: scored by the constraints
+TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku")
+VALIDITY_TASKS = ("latin", "path", "open_sudoku")  # many valid answers: scored by the constraints
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -88,10 +90,10 @@ def extract_answer(task: str, text: str) -> str | None:
     """The scored part of a text, or None when it is missing or malformed.
 
     arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
-    dropped); sudoku, latin: the text's digits, which must be exactly 16; path: the text without
-    spaces, which must be digits only.
+    dropped); sudoku, latin, open_sudoku: the text's digits, which must be exactly 16; path: the
+    text without spaces, which must be digits only.
     """
-    if task in ("sudoku", "latin"):
+    if task in ("sudoku", "latin", "open_sudoku"):
         digits = "".join(c for c in text if c.isdigit())
         return digits if len(digits) == 16 else None
     if task == "path":
@@ -111,6 +113,8 @@ def reference_answer(task: str, prompt: str) -> str:
     """The correct answer, solved from the prompt itself (for a validity task: one valid answer)."""
     if task == "latin":
         return _latin_solutions(_parse_latin(prompt))[0]
+    if task == "open_sudoku":
+        return _solutions(_parse_open_sudoku(prompt))[0]
     if task == "path":
         puzzle, colours = _parse_path(prompt)
         return _path_sample(_path_allowed(puzzle, colours), random.Random(0))
@@ -131,6 +135,8 @@ def score(task: str, prompt: str, generated_text: str) -> bool:
         return False
     if task == "latin":
         return _is_latin_completion(_parse_latin(prompt), answer)
+    if task == "open_sudoku":
+        return _is_sudoku_completion(_parse_open_sudoku(prompt), answer)
     if task == "path":
         return _is_path_answer(*_parse_path(prompt), answer)
     return answer == reference_answer(task, prompt)
@@ -362,6 +368,41 @@ def _solve_sudoku(prompt: str) -> str:
     return _rows(solutions[0])
 
 
+# --- open_sudoku --------------------------------------------------------------------------------
+
+# Few givens, so every puzzle has at least two solutions (about three in four draws at 10-12 blanks):
+# a cell alone has several plausible digits, and two cells filled in one forward can clash in a row,
+# a column or a box.
+OPEN_SUDOKU_BLANKS = (10, 12)  # inclusive range of blanked cells; puzzles with one solution are redrawn
+
+
+def _is_sudoku_completion(puzzle: str, cells: str) -> bool:
+    return all(p in (".", c) for p, c in zip(puzzle, cells, strict=True)) and all(
+        cells[i] != cells[j] for i in range(16) for j in _PEERS[i]
+    )
+
+
+def _draw_open_sudoku(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    while True:
+        grid = rng.choice(_all_grids())
+        blanks = set(rng.sample(range(16), rng.randint(*OPEN_SUDOKU_BLANKS)))
+        puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
+        solutions = _solutions(puzzle)
+        if len(solutions) >= 2:
+            # the target is a solution drawn at random, so the model learns every valid one
+            return ("open_sudoku", puzzle), Example(f"open sudoku {_rows(puzzle)}", _rows(rng.choice(solutions)))
+
+
+def _parse_open_sudoku(prompt: str) -> str:
+    match = re.fullmatch(r"open sudoku ([1-4.]{4})/([1-4.]{4})/([1-4.]{4})/([1-4.]{4})", prompt)
+    if not match:
+        raise ValueError(f"not an open_sudoku prompt: {prompt!r}")
+    puzzle = "".join(match.groups())
+    if not _solutions(puzzle):
+        raise ValueError(f"open_sudoku prompt has no solution: {prompt!r}")
+    return puzzle
+
+
 # --- latin ---------------------------------------------------------------------------------------
 
 LATIN_BLANKS = (9, 12)  # inclusive range of blanked cells; puzzles with one completion are redrawn
@@ -482,4 +523,5 @@ _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "sudoku": _draw_sudoku,
     "latin": _draw_latin,
     "path": _draw_path,
+    "open_sudoku": _draw_open_sudoku,
 }

@@ -102,3 +102,15 @@ def test_shares_of_disjoint_row_ranges_sum_to_the_mixture():
     open_ = torch.zeros(whole.shape[:-1], dtype=torch.bool)
     open_[..., ::2] = True
     torch.testing.assert_close(recipe.select(open_).embed(table, MASK), whole[open_])
+
+
+def test_a_narrow_nucleus_is_embedded_from_its_used_columns_only_and_exactly():
+    logits, table = _case(4, sharpness=12.0)  # confident rows: nuclei of one or two tokens out of 50
+    logp = mixture.log_probs(logits, MASK)
+    recipe = mixture.mixture_recipe(logp, top_p=0.9, r_f=0.3, alpha_form="one_minus_entropy", cap=50)
+    assert recipe.ids.shape[-1] == 50 and (recipe.weights > 0).sum(-1).max() <= 3
+    dense = (recipe.weights.unsqueeze(-1) * table[recipe.ids]).sum(-2)  # every one of the 50 columns
+    alpha = recipe.alpha.unsqueeze(-1)
+    torch.testing.assert_close(recipe.embed(table, MASK), (1 - alpha) * table[MASK] + alpha * dense)
+    nothing = recipe.select(torch.zeros(recipe.alpha.shape, dtype=torch.bool))
+    assert nothing.embed(table, MASK).shape == (0, table.shape[1])

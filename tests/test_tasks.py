@@ -12,11 +12,13 @@ from lrd_plugin.tasks import (
     TASK_CHARS,
     TASKS,
     VALIDITY_TASKS,
+    _all_grids,
     _latin_solutions,
     _latin_squares,
     _parse_path,
     _path_allowed,
     _path_counts,
+    _solutions,
     extract_answer,
     generate_examples,
     reference_answer,
@@ -35,7 +37,7 @@ def test_same_seed_same_examples_other_seed_others(task: str) -> None:
 
 @pytest.mark.parametrize("task", TASKS)
 def test_test_problems_never_appear_in_train(task: str) -> None:
-    n_train = 600 if task in ("sudoku", "latin") else 3000  # grid examples are slower to draw
+    n_train = 600 if task in ("sudoku", "latin", "open_sudoku") else 3000  # grid examples are slower to draw
     train = [ex for seed in range(2) for ex in generate_examples(task, "train", n_train, seed)]
     test = generate_examples(task, "test", N, seed=0)
     assert len({ex.prompt for ex in test}) == N  # no duplicate in the test set
@@ -115,6 +117,13 @@ def test_validity_tasks_accept_every_valid_answer_and_only_those() -> None:
     for wrong in ("1233", "2123", "1413", "121", "12133", "1 2 1 4", "1,2,1,3"):
         assert not score("path", prompt, wrong), wrong
     assert extract_answer("path", " 12 13") == "1213"
+    prompt = "open sudoku 1.../..../..../...."
+    grids = [g for g in _all_grids() if g[0] == "1"]
+    assert len(grids) == 72
+    assert all(score("open_sudoku", prompt, "/".join(g[r : r + 4] for r in range(0, 16, 4))) for g in grids)
+    assert not score("open_sudoku", prompt, "1234/2143/3412/4321")  # a Latin square whose boxes repeat
+    assert not score("open_sudoku", prompt, "2143/3412/1234/4321")  # a Sudoku, but not the given 1
+    assert not score("open_sudoku", prompt, "1234/3412/2143/432")  # 15 cells
 
 
 @pytest.mark.parametrize("task", VALIDITY_TASKS)
@@ -123,6 +132,8 @@ def test_validity_problems_have_several_answers_and_the_targets_vary(task: str) 
     for prompt, _ in examples[:50]:
         if task == "latin":
             assert len(_latin_solutions(prompt.split()[1].replace("/", ""))) >= 2
+        elif task == "open_sudoku":
+            assert len(_solutions(prompt.split()[2].replace("/", ""))) >= 2
         else:
             assert sum(_path_counts(_path_allowed(*_parse_path(prompt)))[0].values()) >= 2
     # the target is drawn among the valid answers, not always the first one
@@ -136,5 +147,9 @@ def test_malformed_validity_prompts_are_named() -> None:
         score("latin", "latin 11../..../..../....", "1234/2143/3412/4321")
     with pytest.raises(ValueError, match="no answer"):
         score("path", "path 11 colours 3", "11")
+    with pytest.raises(ValueError, match="not an open_sudoku prompt"):
+        score("open_sudoku", "sudoku 1.../..../..../....", "1234/3412/2143/4321")
+    with pytest.raises(ValueError, match="no solution"):
+        score("open_sudoku", "open sudoku 11../..../..../....", "1234/3412/2143/4321")
     with pytest.raises(ValueError, match="not a path prompt"):
         score("path", "path 1.2 colors 3", "132")
