@@ -40,6 +40,7 @@ RUNS = [
     ("LRD paper settings, t=0.9", LRD, {"threshold": 0.9, "early_stop_rule": "paper"}),
     ("LRD default (per_position stop), t=0.9", LRD, {"threshold": 0.9}),
     ("LRD no early stop, t=0.9", LRD, {"threshold": 0.9, "early_stop": False}),
+    ("LRD no mixing, t=0.9", LRD, {"threshold": 0.9, "mixing": False}),
     ("LRD composed (sure, slack 2), t=0.9", LRD, {"threshold": 0.9, "refine_commit": "sure", "stable_slack": 2.0}),
     ("LRD no early stop, t=0.95", LRD, {"threshold": 0.95, "early_stop": False}),
 ]
@@ -50,14 +51,24 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="held-out prompts per task")
     parser.add_argument("--model", default=str(DEFAULT_DIR), help="a model directory (default: the embedded one)")
     parser.add_argument("--tasks", default=",".join(tasks.TASKS))
+    parser.add_argument(
+        "--algorithms", default=None, help="row names to run, separated by ; (default: all)"
+    )
     parser.add_argument("--sync", action="store_true", help="the synchronous loop (default: FDFO, SGLang's default)")
     parser.add_argument("--out", default="runs/sglang_loops.json")
     args = parser.parse_args()
+    runs = RUNS
+    if args.algorithms is not None:
+        wanted = [name.strip() for name in args.algorithms.split(";") if name.strip()]
+        unknown = [name for name in wanted if name not in {name for name, _, _ in RUNS}]
+        if unknown or not wanted:
+            raise SystemExit(f"--algorithms: unknown {unknown or 'empty list'}; allowed: {[r[0] for r in RUNS]}")
+        runs = [run for run in RUNS if run[0] in wanted]
     net, tokenizer = LLaDAModel.from_pretrained(args.model).eval(), CharTokenizer.load(args.model)
     rows = []
     for task in args.tasks.split(","):
         examples = tasks.generate_examples(task, "test", args.n)
-        for name, cls, settings in RUNS:
+        for name, cls, settings in runs:
             config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
             runner = TinyModelRunner(net, BLOCK)
             requests = [Request(f"r{i}", tokenizer.encode(ex.prompt), BLOCKS) for i, ex in enumerate(examples)]
@@ -70,7 +81,10 @@ def main() -> None:
             rows.append(
                 {"task": task, "algorithm": name, "accuracy": correct / len(examples), "nfe": nfe, "rounds": rounds}
             )
-            print(f"{task:8s} {name:40s} acc {correct / len(examples):6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}")
+            print(
+                f"{task:8s} {name:40s} acc {correct / len(examples):6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}",
+                flush=True,
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
