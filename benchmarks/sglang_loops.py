@@ -51,9 +51,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="held-out prompts per task")
     parser.add_argument("--model", default=str(DEFAULT_DIR), help="a model directory (default: the embedded one)")
     parser.add_argument("--tasks", default=",".join(tasks.TASKS))
-    parser.add_argument(
-        "--algorithms", default=None, help="row names to run, separated by ; (default: all)"
-    )
+    parser.add_argument("--algorithms", default=None, help="row names to run, separated by ; (default: all)")
     parser.add_argument("--sync", action="store_true", help="the synchronous loop (default: FDFO, SGLang's default)")
     parser.add_argument("--out", default="runs/sglang_loops.json")
     args = parser.parse_args()
