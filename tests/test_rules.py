@@ -1,11 +1,16 @@
 """The composed-mode rules: the engine's or the sure commits in Phase 1, stability-gated commits below the engine's
 threshold, and the lookahead that gives loops with a block-only cache the sequence-scope stop."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from lrd_plugin import LRDConfig, LRDSampler, mixture, rules
 from lrd_plugin.lookahead import Lookahead
+
+# the full-attention default shipped until stop 24: a second trained model for the tests on trained weights
+FIRST_DEFAULT = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "default_v1"
 
 VOCAB, MASK = 12, 11
 
@@ -149,16 +154,18 @@ def test_rules_are_subsets_of_their_candidates():
     assert torch.isfinite(mixture.kl_divergence(logp, logp)).all()
 
 
-def test_the_composed_mode_needs_fewer_forwards_than_the_threshold_rule_on_the_default():
-    """On the trained default at 256 tokens with the prefix cache: Phase 1 commits what the threshold
+@pytest.mark.parametrize("model", ["default", str(FIRST_DEFAULT)], ids=["default", "first default"])
+def test_the_composed_mode_needs_fewer_forwards_than_the_threshold_rule_on_the_default(model):
+    """On each trained default at 256 tokens with the prefix cache: Phase 1 commits what the threshold
     is sure of, each block's first KL uses the previous block's last prediction (so a settled block
     needs no refinement forward) and the settled EOS tail is committed early -- the same answers as
-    the threshold rule alone, in fewer forwards; without the carried prediction it costs more."""
+    the threshold rule alone, in fewer forwards; without the carried prediction it costs as much or
+    more (as much on a model whose blocks settle on their first forward)."""
     from lrd_plugin import generate
     from lrd_plugin.loading import load_model
     from lrd_plugin.tasks import generate_examples
 
-    loaded = load_model("default")
+    loaded = load_model(model)
     prompts = [e.prompt for e in generate_examples("list", "test", 4)]
     ids, mask = loaded.encode_batch(prompts)
     base = LRDConfig.base(policy="threshold", threshold=0.9)
@@ -175,7 +182,7 @@ def test_the_composed_mode_needs_fewer_forwards_than_the_threshold_rule_on_the_d
     answers = {name: [loaded.decode(row.tolist()) for row in out.generated] for name, out in runs.items()}
     assert answers["composed"] == answers["base"]
     assert runs["composed"].nfe < runs["base"].nfe
-    assert runs["composed"].nfe < runs["paper phase 1"].nfe
+    assert runs["composed"].nfe <= runs["paper phase 1"].nfe
 
 
 def test_a_reference_prediction_is_used_only_in_the_composed_mode_and_when_it_covers_the_window():
