@@ -383,23 +383,39 @@ def _is_sudoku_completion(puzzle: str, cells: str) -> bool:
 
 
 def _draw_open_sudoku(rng: random.Random, split: str) -> tuple[tuple, Example]:
-    while True:
-        grid = rng.choice(_all_grids())
-        blanks = set(rng.sample(range(16), rng.randint(*OPEN_SUDOKU_BLANKS)))
-        puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
-        solutions = _solutions(puzzle)
-        if len(solutions) >= 2:
-            # the target is a solution drawn at random, so the model learns every valid one
-            return ("open_sudoku", puzzle), Example(f"open sudoku {_rows(puzzle)}", _rows(rng.choice(solutions)))
+    return _draw_open_grid(rng, "open_sudoku", "open sudoku", _all_grids(), _solutions, OPEN_SUDOKU_BLANKS)
 
 
 def _parse_open_sudoku(prompt: str) -> str:
-    match = re.fullmatch(r"open sudoku ([1-4.]{4})/([1-4.]{4})/([1-4.]{4})/([1-4.]{4})", prompt)
+    return _parse_grid(prompt, "open_sudoku", "open sudoku", _solutions, "solution")
+
+
+def _draw_open_grid(
+    rng: random.Random,
+    task: str,
+    head: str,
+    grids: tuple[str, ...],
+    solutions_of: Callable[[str], list[str]],
+    blank_range: tuple[int, int],
+) -> tuple[tuple, Example]:
+    """A puzzle of `grids` with at least two completions; the target is one drawn at random, so the
+    model learns every valid one."""
+    while True:
+        grid = rng.choice(grids)
+        blanks = set(rng.sample(range(16), rng.randint(*blank_range)))
+        puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
+        solutions = solutions_of(puzzle)
+        if len(solutions) >= 2:
+            return (task, puzzle), Example(f"{head} {_rows(puzzle)}", _rows(rng.choice(solutions)))
+
+
+def _parse_grid(prompt: str, task: str, head: str, solutions_of: Callable[[str], list[str]], noun: str) -> str:
+    match = re.fullmatch(head + r" ([1-4.]{4})/([1-4.]{4})/([1-4.]{4})/([1-4.]{4})", prompt)
     if not match:
-        raise ValueError(f"not an open_sudoku prompt: {prompt!r}")
+        raise ValueError(f"not a{'n' if task[0] in 'aeiou' else ''} {task} prompt: {prompt!r}")
     puzzle = "".join(match.groups())
-    if not _solutions(puzzle):
-        raise ValueError(f"open_sudoku prompt has no solution: {prompt!r}")
+    if not solutions_of(puzzle):
+        raise ValueError(f"{task} prompt has no {noun}: {prompt!r}")
     return puzzle
 
 
@@ -432,24 +448,11 @@ def _is_latin_completion(puzzle: str, cells: str) -> bool:
 
 
 def _draw_latin(rng: random.Random, split: str) -> tuple[tuple, Example]:
-    while True:
-        grid = rng.choice(_latin_squares())
-        blanks = set(rng.sample(range(16), rng.randint(*LATIN_BLANKS)))
-        puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
-        solutions = _latin_solutions(puzzle)
-        if len(solutions) >= 2:
-            # the target is a completion drawn at random, so the model learns every valid one
-            return ("latin", puzzle), Example(f"latin {_rows(puzzle)}", _rows(rng.choice(solutions)))
+    return _draw_open_grid(rng, "latin", "latin", _latin_squares(), _latin_solutions, LATIN_BLANKS)
 
 
 def _parse_latin(prompt: str) -> str:
-    match = re.fullmatch(r"latin ([1-4.]{4})/([1-4.]{4})/([1-4.]{4})/([1-4.]{4})", prompt)
-    if not match:
-        raise ValueError(f"not a latin prompt: {prompt!r}")
-    puzzle = "".join(match.groups())
-    if not _latin_solutions(puzzle):
-        raise ValueError(f"latin prompt has no completion: {prompt!r}")
-    return puzzle
+    return _parse_grid(prompt, "latin", "latin", _latin_solutions, "completion")
 
 
 # --- path --------------------------------------------------------------------------------------
