@@ -1,13 +1,15 @@
 """LRD against SGLang's LowConfidence inside the released SGLang's own dLLM loops, on the embedded default.
 
-    LRD_REQUIRE_SGLANG=1 .venv-sglang/bin/python benchmarks/sglang_loops.py [--n 200] [--sync] [--model DIR]
+    LRD_REQUIRE_SGLANG=1 .venv-sglang/bin/python benchmarks/sglang_loops.py [--n 200] [--sync] [--model DIR] \\
+        [--gen-lengths 64,128,256] [--stop-at-eos]
 
 (`.venv-sglang` is what `bash scripts/test.sh` builds.) Every algorithm decodes the same held-out
-prompts of each task (gen 64 = two blocks of 32) through `DllmAlgorithm.run` with the test harness's
-model runner (`integration_tests/sglang/harness.py`: the embedded default in its block-diffusion
-attention behind SGLang's `VocabParallelEmbedding` and input preparation, a per-request KV cache that
-keeps each block's last forward). Reported: accuracy (exact match, or validity for the constraint
-tasks), forwards per request (NFE, the final hard-token forward included), scheduler rounds. Timing
+prompts of each task (gen 64 = two blocks of 32; `--stop-at-eos` ends a request after the block that
+holds its EOS, as SGLang does) through `DllmAlgorithm.run` with the test harness's model runner
+(`integration_tests/sglang/harness.py`: the embedded default in its block-diffusion attention behind
+SGLang's `VocabParallelEmbedding` and input preparation, a per-request KV cache that keeps each
+block's last forward). Reported: accuracy (exact match, or validity for the constraint tasks),
+forwards per request (NFE, the final hard-token forward included), scheduler rounds. Timing
 is left out: this runner is not SGLang's.
 """
 
@@ -31,7 +33,7 @@ from lrd_plugin.integrations.sglang.algorithm import LRD  # noqa: E402
 from lrd_plugin.loading import DEFAULT_DIR  # noqa: E402
 from lrd_plugin.models import CharTokenizer, LLaDAModel  # noqa: E402
 
-BLOCK, BLOCKS = 32, 2
+BLOCK = 32
 RUNS = [
     ("LowConfidence t=1 (one token per step)", LowConfidence, {"threshold": 1.0}),
     ("LowConfidence t=0.95", LowConfidence, {"threshold": 0.95}),
@@ -53,6 +55,14 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(tasks.TASKS))
     parser.add_argument("--algorithms", default=None, help="row names to run, separated by ; (default: all)")
     parser.add_argument("--sync", action="store_true", help="the synchronous loop (default: FDFO, SGLang's default)")
+    parser.add_argument(
+        "--gen-lengths", default="64", help="comma list of answer lengths, multiples of 32: blocks = length / 32"
+    )
+    parser.add_argument(
+        "--stop-at-eos",
+        action="store_true",
+        help="end a request after the block that holds its EOS, as SGLang does (default: decode every block)",
+    )
     parser.add_argument("--out", default="runs/sglang_loops.json")
     args = parser.parse_args()
     runs = RUNS
@@ -62,32 +72,41 @@ def main() -> None:
         if unknown or not wanted:
             raise SystemExit(f"--algorithms: unknown {unknown or 'empty list'}; allowed: {[r[0] for r in RUNS]}")
         runs = [run for run in RUNS if run[0] in wanted]
+    lengths = [int(text) for text in args.gen_lengths.split(",") if text.strip()]
+    if not lengths or any(length <= 0 or length % BLOCK for length in lengths):
+        raise SystemExit(f"--gen-lengths must be positive multiples of {BLOCK}, got {args.gen_lengths!r}")
     net, tokenizer = LLaDAModel.from_pretrained(args.model).eval(), CharTokenizer.load(args.model)
+    eos = tokenizer.eos_id if args.stop_at_eos else None
     rows = []
     for task in args.tasks.split(","):
         examples = tasks.generate_examples(task, "test", args.n)
-        for name, cls, settings in runs:
-            config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
-            runner = TinyModelRunner(net, BLOCK)
-            requests = [Request(f"r{i}", tokenizer.encode(ex.prompt), BLOCKS) for i, ex in enumerate(examples)]
-            rounds = serve(cls(config), runner, requests)
-            correct = sum(
-                tasks.score(task, ex.prompt, tokenizer.decode(r.output))
-                for ex, r in zip(examples, requests, strict=True)
-            )
-            nfe = sum(runner.forwards_of(r.rid) for r in requests) / len(requests)
-            rows.append(
-                {"task": task, "algorithm": name, "accuracy": correct / len(examples), "nfe": nfe, "rounds": rounds}
-            )
-            print(
-                f"{task:8s} {name:40s} acc {correct / len(examples):6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}",
-                flush=True,
-            )
+        for length in lengths:
+            for name, cls, settings in runs:
+                config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
+                runner = TinyModelRunner(net, BLOCK)
+                requests = [
+                    Request(f"r{i}", tokenizer.encode(ex.prompt), length // BLOCK, eos=eos)
+                    for i, ex in enumerate(examples)
+                ]
+                rounds = serve(cls(config), runner, requests)
+                correct = sum(
+                    tasks.score(task, ex.prompt, tokenizer.decode(r.output))
+                    for ex, r in zip(examples, requests, strict=True)
+                )
+                nfe = sum(runner.forwards_of(r.rid) for r in requests) / len(requests)
+                accuracy = correct / len(examples)
+                rows.append(
+                    {"task": task, "gen_length": length, "algorithm": name, "accuracy": accuracy, "nfe": nfe}
+                    | {"rounds": rounds}
+                )
+                print(
+                    f"{task:8s} {length:4d} {name:40s} acc {accuracy:6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}",
+                    flush=True,
+                )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"n": args.n, "fdfo": not args.sync, "block": BLOCK, "blocks": BLOCKS, "rows": rows}, indent=2)
-    )
+    meta = {"n": args.n, "fdfo": not args.sync, "block": BLOCK, "stop_at_eos": args.stop_at_eos}
+    out.write_text(json.dumps(meta | {"rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

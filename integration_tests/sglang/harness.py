@@ -120,11 +120,13 @@ class TinyModelRunner:
 class Request:
     rid: str
     prompt: list[int]
-    blocks: int  # blocks to generate
+    blocks: int  # blocks to generate at most (SGLang's max_new_tokens, in blocks)
+    eos: int | None = None  # SGLang's stop token: a finished block that holds it ends the request
     output: list[int] = field(default_factory=list)
     incomplete: list[int] | None = None  # FDFO: the unfinished block as the last round left it
     state: Any = None  # FDFO: what SGLang keeps in req.dllm_algo_state
     finished_blocks: int = 0
+    stopped: bool = False  # ended at its stop token before `blocks`
     block_done_rounds: list[int] = field(default_factory=list)
     states_seen: list[Any] = field(default_factory=list)  # FDFO: the state passed in each round
 
@@ -139,7 +141,7 @@ def serve(algorithm: Any, runner: TinyModelRunner, requests: list[Request], *, m
     for request in requests:
         runner.prefill(request.rid, request.prompt[: len(request.prompt) // n * n])
     rounds = 0
-    while active := [r for r in requests if r.finished_blocks < r.blocks]:
+    while active := [r for r in requests if not r.stopped and r.finished_blocks < r.blocks]:
         rounds += 1
         if rounds > max_rounds:
             raise RuntimeError(f"no progress after {max_rounds} rounds")
@@ -168,6 +170,7 @@ def serve(algorithm: Any, runner: TinyModelRunner, requests: list[Request], *, m
             r.output += generated
             r.incomplete, r.state = None, None
             r.finished_blocks += 1
+            r.stopped = r.eos is not None and r.eos in generated  # SGLang checks each finished block
             r.block_done_rounds.append(rounds)
             runner.persist(r.rid)
     return rounds

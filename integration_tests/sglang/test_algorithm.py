@@ -193,6 +193,27 @@ def test_fdfo_and_the_synchronous_loop_decode_the_same_tokens(model):
     assert sum(fdfo_runner.forwards_of(r.rid) for r in fdfo) <= sum(sync_runner.forwards_of(r.rid) for r in sync)
 
 
+@pytest.mark.parametrize("fdfo", [False, True], ids=["sync", "fdfo"])
+@pytest.mark.parametrize("cls,name,settings", [(LowConfidence, "LowConfidence", {"threshold": 0.9}), (LRD, NAME, {})])
+def test_a_request_ends_after_the_block_that_holds_its_eos(model, fdfo, cls, name, settings):
+    """SGLang checks each finished block for the stop token; the harness does the same, so
+    lengths past the answer cost no forwards (what `sglang_loops.py --stop-at-eos` measures)."""
+    net, tokenizer = model
+    prompts = [ex.prompt for ex in tasks.generate_examples("arith", "test", 3)]
+    ended, full = (
+        [Request(f"r{i}", tokenizer.encode(p), 8, eos=eos) for i, p in enumerate(prompts)]
+        for eos in (tokenizer.eos_id, None)
+    )
+    runners = [TinyModelRunner(net, BLOCK), TinyModelRunner(net, BLOCK)]
+    for runner, reqs in zip(runners, (ended, full), strict=True):
+        serve(make(cls, name, settings, tokenizer.mask_id, fdfo), runner, reqs)
+    for short, long in zip(ended, full, strict=True):
+        assert short.stopped and short.finished_blocks < 8 and not long.stopped and long.finished_blocks == 8
+        assert tokenizer.eos_id in short.output[-BLOCK:] and tokenizer.eos_id not in short.output[:-BLOCK]
+        assert long.output[: len(short.output)] == short.output  # earlier blocks never see later ones
+        assert runners[0].forwards_of(short.rid) < runners[1].forwards_of(long.rid)
+
+
 def test_a_literal_mask_in_the_prompt_is_never_decoded(model):
     net, tokenizer = model
     algorithm = make(LRD, NAME, LRD_SETTINGS, tokenizer.mask_id, True)
