@@ -80,14 +80,12 @@ def main() -> None:
     rows = []
     for task in args.tasks.split(","):
         examples = tasks.generate_examples(task, "test", args.n)
+        prompts = [tokenizer.encode(ex.prompt) for ex in examples]
         for length in lengths:
             for name, cls, settings in runs:
                 config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
                 runner = TinyModelRunner(net, BLOCK)
-                requests = [
-                    Request(f"r{i}", tokenizer.encode(ex.prompt), length // BLOCK, eos=eos)
-                    for i, ex in enumerate(examples)
-                ]
+                requests = [Request(f"r{i}", p, length // BLOCK, eos=eos) for i, p in enumerate(prompts)]
                 rounds = serve(cls(config), runner, requests)
                 correct = sum(
                     tasks.score(task, ex.prompt, tokenizer.decode(r.output))
@@ -95,10 +93,8 @@ def main() -> None:
                 )
                 nfe = sum(runner.forwards_of(r.rid) for r in requests) / len(requests)
                 accuracy = correct / len(examples)
-                rows.append(
-                    {"task": task, "gen_length": length, "algorithm": name, "accuracy": accuracy, "nfe": nfe}
-                    | {"rounds": rounds}
-                )
+                row = {"task": task, "gen_length": length, "algorithm": name, "accuracy": accuracy}
+                rows.append(row | {"nfe": nfe, "rounds": rounds})
                 print(
                     f"{task:8s} {length:4d} {name:40s} acc {accuracy:6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}",
                     flush=True,

@@ -126,13 +126,17 @@ class Request:
     incomplete: list[int] | None = None  # FDFO: the unfinished block as the last round left it
     state: Any = None  # FDFO: what SGLang keeps in req.dllm_algo_state
     finished_blocks: int = 0
-    stopped: bool = False  # ended at its stop token before `blocks`
     block_done_rounds: list[int] = field(default_factory=list)
     states_seen: list[Any] = field(default_factory=list)  # FDFO: the state passed in each round
 
     @property
     def committed(self) -> list[int]:
         return self.prompt + self.output
+
+    @property
+    def stopped(self) -> bool:
+        """Ended at its stop token: output grows a finished block at a time, as SGLang checks it."""
+        return self.eos is not None and self.eos in self.output
 
 
 def serve(algorithm: Any, runner: TinyModelRunner, requests: list[Request], *, max_rounds: int = 10_000) -> int:
@@ -170,7 +174,6 @@ def serve(algorithm: Any, runner: TinyModelRunner, requests: list[Request], *, m
             r.output += generated
             r.incomplete, r.state = None, None
             r.finished_blocks += 1
-            r.stopped = r.eos is not None and r.eos in generated  # SGLang checks each finished block
             r.block_done_rounds.append(rounds)
             runner.persist(r.rid)
     return rounds
