@@ -29,6 +29,7 @@ import torch
 
 from lrd_plugin.integrations.fast_dllm import llada
 from lrd_plugin.integrations.fast_dllm.layout import detect_layout, flat_imports
+from lrd_plugin.loading import trained_tasks
 from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import TASKS, generate_examples, score
 
@@ -60,7 +61,7 @@ def answer(tokenizer: CharTokenizer, ids: list[int]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--tasks", default=None, help="comma list (default: the tasks the model was trained on)")
     parser.add_argument("--gen-lengths", default="64,128,256")
     parser.add_argument("--block-length", type=int, default=32)
     parser.add_argument("--n", type=int, default=20, help="held-out prompts per task")
@@ -93,7 +94,10 @@ def main() -> None:
 
     rules = {k: RULES[k] for k in chosen_rules if not (layout.legacy and "factor" in RULES[k])}
     records: list[dict[str, Any]] = []
-    for task in args.tasks.split(","):
+    chosen_tasks = (
+        args.tasks.split(",") if args.tasks else [t for t in TASKS if t in (trained_tasks(args.model) or TASKS)]
+    )
+    for task in chosen_tasks:
         examples = generate_examples(task, "test", args.n, seed=0)
         for gen_length in map(int, args.gen_lengths.split(",")):
             totals: dict[tuple[str, str, str], dict[str, float]] = {}

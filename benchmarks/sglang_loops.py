@@ -30,7 +30,7 @@ from sglang.srt.dllm.config import DllmConfig  # noqa: E402
 
 from lrd_plugin import tasks  # noqa: E402
 from lrd_plugin.integrations.sglang.algorithm import LRD  # noqa: E402
-from lrd_plugin.loading import DEFAULT_DIR  # noqa: E402
+from lrd_plugin.loading import DEFAULT_DIR, trained_tasks  # noqa: E402
 from lrd_plugin.models import CharTokenizer, LLaDAModel  # noqa: E402
 
 BLOCK = 32
@@ -48,11 +48,18 @@ RUNS = [
 ]
 
 
+def task_list(text: str | None, model: Path) -> list[str]:
+    """The --tasks list, or the suite's tasks the model was trained on (all when it does not say)."""
+    if text:
+        return [t for t in text.split(",") if t]
+    return [t for t in tasks.TASKS if t in (trained_tasks(model) or tasks.TASKS)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="held-out prompts per task")
     parser.add_argument("--model", default=str(DEFAULT_DIR), help="a model directory (default: the embedded one)")
-    parser.add_argument("--tasks", default=",".join(tasks.TASKS))
+    parser.add_argument("--tasks", default=None, help="comma list (default: the tasks the model was trained on)")
     parser.add_argument("--algorithms", default=None, help="row names to run, separated by ; (default: all)")
     parser.add_argument("--sync", action="store_true", help="the synchronous loop (default: FDFO, SGLang's default)")
     parser.add_argument(
@@ -78,7 +85,7 @@ def main() -> None:
     net, tokenizer = LLaDAModel.from_pretrained(args.model).eval(), CharTokenizer.load(args.model)
     eos = tokenizer.eos_id if args.stop_at_eos else None
     rows = []
-    for task in args.tasks.split(","):
+    for task in task_list(args.tasks, Path(args.model)):
         examples = tasks.generate_examples(task, "test", args.n)
         prompts = [tokenizer.encode(ex.prompt) for ex in examples]
         for length in lengths:

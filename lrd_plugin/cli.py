@@ -15,7 +15,7 @@ import torch
 from .code_tasks import TASKS as CODE_TASKS
 from .config import LRDConfig
 from .decoder import CACHE_MODES, generate
-from .loading import DEFAULT_MODEL, load_model
+from .loading import DEFAULT_MODEL, LoadedModel, load_model
 from .models.tokenizer import BPETokenizer
 from .stepcost import StepCost, measure_step_cost
 from .tasks import TASKS
@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         "--tasks",
         nargs="+",
         choices=list(TASKS) + list(CODE_TASKS),
-        help=f"default: every task of the model's suite ({', '.join(TASKS)}; code model: {', '.join(CODE_TASKS)})",
+        help=f"default: the suite tasks the model was trained on (its train_log.json), else all of them "
+        f"({', '.join(TASKS)}; code model: {', '.join(CODE_TASKS)})",
     )
     bench.add_argument(
         "--gen-lengths", nargs="+", type=_positive, default=[64, 128, 256], help="answer lengths (code: body canvases)"
@@ -245,7 +246,8 @@ def _demo(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
     from .tasks import generate_examples
 
-    prompts = [ex.prompt for task in TASKS for ex in generate_examples(task, "test", 2, args.seed)]
+    tasks = [t for t in TASKS if t in (loaded.trained_tasks or TASKS)]
+    prompts = [ex.prompt for task in tasks for ex in generate_examples(task, "test", 2, args.seed)]
     ids, mask = loaded.encode_batch(prompts)
     variants = {
         "base: lowest-entropy, 1 token/step": LRDConfig.base(policy="lowest_entropy"),
@@ -305,16 +307,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_tasks(requested: list[str] | None, loaded: LoadedModel) -> list[str]:
+    """The tasks `lrd bench` runs: those requested, else the suite's tasks the model was trained on
+    (a model trained before a task joined the suite is not scored on it), else the whole suite."""
+    suite = CODE_TASKS if isinstance(loaded.tokenizer, BPETokenizer) else TASKS
+    if requested and set(requested) - set(suite):
+        raise SystemExit(f"--tasks for this model must be among {list(suite)}, got {requested}")
+    return list(requested) if requested else [t for t in suite if t in (loaded.trained_tasks or suite)]
+
+
 def _bench(args: argparse.Namespace) -> int:
     from . import bench
 
     lrd = _config(args)
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
     code = isinstance(loaded.tokenizer, BPETokenizer)  # a code model: the code tasks are its suite
-    suite = CODE_TASKS if code else TASKS
-    args.tasks = args.tasks or list(suite)
-    if set(args.tasks) - set(suite):
-        raise SystemExit(f"--tasks for this model must be among {list(suite)}, got {args.tasks}")
+    args.tasks = bench_tasks(args.tasks, loaded)
     if args.quick:
         args.n, args.gen_lengths = min(args.n, 8 if code else 16), [64]
         args.max_span = min(args.max_span, 16)

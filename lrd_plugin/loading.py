@@ -26,6 +26,7 @@ class LoadedModel:
     description: str
     random_weights: bool = False
     device: str = "cpu"
+    trained_tasks: tuple[str, ...] | None = None  # the suite tasks in its training mix, when it says
 
     def encode(self, text: str) -> list[int]:
         if hasattr(self.tokenizer, "mask_id"):  # the project's CharTokenizer or BPETokenizer
@@ -97,7 +98,9 @@ def load_model(
         model = LLaDAModel.from_pretrained(path, dtype=torch_dtype).to(device).eval()
         tok = load_tokenizer(path)  # character or byte-level BPE, as tokenizer.json says
         denoiser = HFDenoiser(model, model.config.mask_token_id, block_size=block_size)
-        return LoadedModel(denoiser, tok, tok.pad_id, f"LLaDA-format model {path}", device=device)
+        loaded = LoadedModel(denoiser, tok, tok.pad_id, f"LLaDA-format model {path}", device=device)
+        loaded.trained_tasks = trained_tasks(path)
+        return loaded
     if block_size is not None:
         raise ValueError(f"attention 'block' needs a LLaDA-format model of this project; {spec!r} is not one")
     return _load_transformers(path, device, torch_dtype)
@@ -121,6 +124,18 @@ def _load_transformers(path: Path, device: str, dtype: torch.dtype | None) -> Lo
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     denoiser = HFDenoiser(model, tok.mask_token_id, position_offset=offset)
     return LoadedModel(denoiser, tok, pad, f"masked LM {path}", device=device)
+
+
+def trained_tasks(path: Path) -> tuple[str, ...] | None:
+    """The tasks of the training mix in ``train_log.json`` (written by the training scripts), so that a
+    benchmark defaults to what the model learnt rather than to tasks added to the suite after it."""
+    log = path / "train_log.json"
+    if not log.is_file():
+        return None
+    mix = json.loads(log.read_text()).get("args", {}).get("task_mix")
+    if not isinstance(mix, str):
+        return None
+    return tuple(item.split(":")[0] for item in mix.split(","))
 
 
 def _dtype(name: str | None) -> torch.dtype | None:

@@ -11,7 +11,7 @@ exact match:
 * ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
   are filled matters: ``sudoku 1.3./....`` -> ``1234/3412/2143/4321``.
 
-Three have many valid answers under global constraints, so each position alone has several plausible
+Five have many valid answers under global constraints, so each position alone has several plausible
 tokens and two positions committed in the same forward can contradict each other. They are scored by
 validity, not against a stored answer, and the training target is a valid answer drawn at random:
 
@@ -21,6 +21,8 @@ validity, not against a stored answer, and the training target is a valid answer
   given cells; at least two colourings exist: ``path 1..3..2... colours 3`` -> ``1213132121``.
 * ``open_sudoku``: complete a 4x4 Sudoku (rows, columns and 2x2 boxes hold 1-4 once) from so few
   givens that it has at least two solutions: ``open sudoku 1.../..../..2./....`` -> any valid grid.
+* ``latin5`` and ``sudoku6``: the same on larger grids, a 5x5 Latin square and a 6x6 Sudoku (2x3
+  boxes), with 8-12 givens: more open cells, so more of those committed in one forward can clash.
 
 Train and test are disjoint by construction: every problem has a canonical form (its numbers and
 structure, without names or objects; for Sudoku the *solution grid*, so no test grid is ever seen
@@ -41,8 +43,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku")
-VALIDITY_TASKS = ("latin", "path", "open_sudoku")  # many valid answers: scored by the constraints
+TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6")
+VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6")  # many valid answers: scored by the constraints
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -90,12 +92,12 @@ def extract_answer(task: str, text: str) -> str | None:
     """The scored part of a text, or None when it is missing or malformed.
 
     arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
-    dropped); sudoku, latin, open_sudoku: the text's digits, which must be exactly 16; path: the
-    text without spaces, which must be digits only.
+    dropped); the grid tasks: the text's digits, which must fill the grid exactly (16, 25 or 36);
+    path: the text without spaces, which must be digits only.
     """
-    if task in ("sudoku", "latin", "open_sudoku"):
+    if task in GRID_CELLS:
         digits = "".join(c for c in text if c.isdigit())
-        return digits if len(digits) == 16 else None
+        return digits if len(digits) == GRID_CELLS[task] else None
     if task == "path":
         compact = text.replace(" ", "")
         return compact if re.fullmatch(r"\d+", compact) else None
@@ -115,6 +117,8 @@ def reference_answer(task: str, prompt: str) -> str:
         return _latin_solutions(_parse_latin(prompt))[0]
     if task == "open_sudoku":
         return _solutions(_parse_open_sudoku(prompt))[0]
+    if task in BIG_GRIDS:
+        return _big_solutions(task, _parse_big(task, prompt), limit=1)[0]
     if task == "path":
         puzzle, colours = _parse_path(prompt)
         return _path_sample(_path_allowed(puzzle, colours), random.Random(0))
@@ -137,6 +141,8 @@ def score(task: str, prompt: str, generated_text: str) -> bool:
         return _is_latin_completion(_parse_latin(prompt), answer)
     if task == "open_sudoku":
         return _is_sudoku_completion(_parse_open_sudoku(prompt), answer)
+    if task in BIG_GRIDS:
+        return _is_big_completion(task, _parse_big(task, prompt), answer)
     if task == "path":
         return _is_path_answer(*_parse_path(prompt), answer)
     return answer == reference_answer(task, prompt)
@@ -520,6 +526,118 @@ def _parse_path(prompt: str) -> tuple[str, int]:
     return puzzle, colours
 
 
+# --- latin5, sudoku6 -------------------------------------------------------------------------------
+
+# Too many grids to list (161 280 Latin squares of order 5, 28 million 6x6 Sudokus), so these are
+# solved by backtracking over the most constrained cell; a randomised digit order gives random grids
+# and random completions. The blank ranges keep 8-10 givens (latin5) and 8-12 (sudoku6): a median
+# draw has 5 and 21 completions, and an open cell has several plausible digits, as in the 4x4 tasks.
+
+
+class _BigGrid(NamedTuple):
+    head: str  # the prompt's first word
+    size: int  # digits 1..size, size x size cells
+    box: tuple[int, int] | None  # (rows, columns) of a box, or None for a Latin square
+    blanks: tuple[int, int]  # inclusive range of blanked cells
+
+
+BIG_GRIDS = {
+    "latin5": _BigGrid("latin5", 5, None, (15, 17)),
+    "sudoku6": _BigGrid("sudoku6", 6, (2, 3), (24, 28)),
+}
+GRID_CELLS = {"sudoku": 16, "latin": 16, "open_sudoku": 16} | {t: g.size**2 for t, g in BIG_GRIDS.items()}
+
+
+@functools.cache
+def _big_peers(task: str) -> tuple[tuple[int, ...], ...]:
+    """For each cell, the cells that must hold another digit (same row, column or box)."""
+    size, box = BIG_GRIDS[task].size, BIG_GRIDS[task].box
+
+    def unit(i: int) -> tuple:
+        r, c = divmod(i, size)
+        return (r // box[0], c // box[1]) if box else None
+
+    return tuple(
+        tuple(
+            j
+            for j in range(size * size)
+            if j != i and (j // size == i // size or j % size == i % size or (box and unit(j) == unit(i)))
+        )
+        for i in range(size * size)
+    )
+
+
+def _big_solutions(task: str, puzzle: str, limit: int, rng: random.Random | None = None) -> list[str]:
+    """Up to ``limit`` completions of ``puzzle`` (``.`` = blank), digits tried in a random order when
+    ``rng`` is given, else in ascending order (so the first completion is deterministic)."""
+    peers, digits = _big_peers(task), "".join(str(d) for d in range(1, BIG_GRIDS[task].size + 1))
+    cells, found = list(puzzle), []
+
+    def search() -> None:
+        best, best_options = -1, ""
+        for i, cell in enumerate(cells):
+            if cell == ".":
+                options = [d for d in digits if all(cells[j] != d for j in peers[i])]
+                if best < 0 or len(options) < len(best_options):
+                    best, best_options = i, options
+                    if len(options) <= 1:
+                        break
+        if best < 0:
+            found.append("".join(cells))
+            return
+        if rng is not None:
+            best_options = rng.sample(best_options, len(best_options))
+        for digit in best_options:
+            cells[best] = digit
+            search()
+            if len(found) >= limit:
+                return
+        cells[best] = "."
+
+    search()
+    return found
+
+
+def _big_rows(task: str, cells: str) -> str:
+    size = BIG_GRIDS[task].size
+    return "/".join(cells[r : r + size] for r in range(0, size * size, size))
+
+
+def _is_big_completion(task: str, puzzle: str, cells: str) -> bool:
+    peers = _big_peers(task)
+    return all(p in (".", c) for p, c in zip(puzzle, cells, strict=True)) and all(
+        c != "0" and int(c) <= BIG_GRIDS[task].size and all(cells[j] != c for j in peers[i])
+        for i, c in enumerate(cells)
+    )
+
+
+def _draw_big(task: str) -> Callable[[random.Random, str], tuple[tuple, Example]]:
+    grid_spec = BIG_GRIDS[task]
+
+    def draw(rng: random.Random, split: str) -> tuple[tuple, Example]:
+        grid = _big_solutions(task, "." * grid_spec.size**2, 1, rng)[0]
+        while True:  # the split is checked before the search: a test puzzle costs no wasted solve
+            blanks = set(rng.sample(range(grid_spec.size**2), rng.randint(*grid_spec.blanks)))
+            puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
+            if split_of((task, puzzle)) == split and len(_big_solutions(task, puzzle, 2)) >= 2:
+                target = _big_solutions(task, puzzle, 1, rng)[0]
+                return (task, puzzle), Example(f"{grid_spec.head} {_big_rows(task, puzzle)}", _big_rows(task, target))
+
+    return draw
+
+
+def _parse_big(task: str, prompt: str) -> str:
+    size = BIG_GRIDS[task].size
+    row = f"([1-{size}.]{{{size}}})"
+    match = re.fullmatch(BIG_GRIDS[task].head + " " + "/".join([row] * size), prompt)
+    if not match:
+        raise ValueError(f"not a {task} prompt: {prompt!r}")
+    puzzle = "".join(match.groups())
+    if not _big_solutions(task, puzzle, 1):
+        raise ValueError(f"{task} prompt has no completion: {prompt!r}")
+    return puzzle
+
+
 _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "arith": _draw_arith,
     "list": _draw_list,
@@ -527,4 +645,6 @@ _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "latin": _draw_latin,
     "path": _draw_path,
     "open_sudoku": _draw_open_sudoku,
+    "latin5": _draw_big("latin5"),
+    "sudoku6": _draw_big("sudoku6"),
 }

@@ -8,7 +8,7 @@ import torch
 from lrd_plugin import LRDConfig, bench, generate
 from lrd_plugin.cli import main
 from lrd_plugin.loading import load_model
-from lrd_plugin.tasks import generate_examples
+from lrd_plugin.tasks import TASKS, generate_examples
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +243,23 @@ def test_the_scored_answer_ends_at_the_first_eos():
 
     assert score("arith", prompt, loaded.decode(ids))
     assert not score("arith", prompt, tok.decode(ids))  # every non-special token kept: a wrong answer
+
+
+def test_bench_defaults_to_the_tasks_the_model_was_trained_on(tmp_path):
+    """A model trained before a task joined the suite is benchmarked on what it learnt, unless told."""
+    from lrd_plugin.cli import bench_tasks
+    from lrd_plugin.models import build_default_random_model
+
+    model, tokenizer = build_default_random_model(seed=1)
+    model.save_pretrained(tmp_path)
+    tokenizer.save(tmp_path)
+    assert load_model(str(tmp_path)).trained_tasks is None
+    assert bench_tasks(None, load_model(str(tmp_path))) == list(TASKS)  # no log: the whole suite
+    (tmp_path / "train_log.json").write_text(json.dumps({"args": {"task_mix": "path:0.7,list:0.3"}}))
+    loaded = load_model(str(tmp_path))
+    assert loaded.trained_tasks == ("path", "list")
+    assert bench_tasks(None, loaded) == ["list", "path"]  # in the suite's order
+    assert bench_tasks(["latin5"], loaded) == ["latin5"]
+    with pytest.raises(SystemExit, match="--tasks for this model must be among"):
+        bench_tasks(["infill_line"], loaded)
+    assert bench_tasks(None, load_model("default")) == list(TASKS[:6])  # run 8 predates latin5, sudoku6

@@ -8,11 +8,14 @@ import pytest
 
 from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import (
+    BIG_GRIDS,
     MARKER,
     TASK_CHARS,
     TASKS,
     VALIDITY_TASKS,
     _all_grids,
+    _big_solutions,
+    _is_big_completion,
     _latin_solutions,
     _latin_squares,
     _parse_path,
@@ -37,7 +40,7 @@ def test_same_seed_same_examples_other_seed_others(task: str) -> None:
 
 @pytest.mark.parametrize("task", TASKS)
 def test_test_problems_never_appear_in_train(task: str) -> None:
-    n_train = 600 if task in ("sudoku", "latin", "open_sudoku") else 3000  # grid examples are slower to draw
+    n_train = 600 if task in ("sudoku", "latin", "open_sudoku", *BIG_GRIDS) else 3000  # grids are slower to draw
     train = [ex for seed in range(2) for ex in generate_examples(task, "train", n_train, seed)]
     test = generate_examples(task, "test", N, seed=0)
     assert len({ex.prompt for ex in test}) == N  # no duplicate in the test set
@@ -130,7 +133,9 @@ def test_validity_tasks_accept_every_valid_answer_and_only_those() -> None:
 def test_validity_problems_have_several_answers_and_the_targets_vary(task: str) -> None:
     examples = generate_examples(task, "train", 200, seed=0)
     for prompt, _ in examples[:50]:
-        if task == "latin":
+        if task in BIG_GRIDS:
+            assert len(_big_solutions(task, prompt.split()[1].replace("/", ""), 2)) >= 2
+        elif task == "latin":
             assert len(_latin_solutions(prompt.split()[1].replace("/", ""))) >= 2
         elif task == "open_sudoku":
             assert len(_solutions(prompt.split()[2].replace("/", ""))) >= 2
@@ -151,5 +156,32 @@ def test_malformed_validity_prompts_are_named() -> None:
         score("open_sudoku", "sudoku 1.../..../..../....", "1234/3412/2143/4321")
     with pytest.raises(ValueError, match="no solution"):
         score("open_sudoku", "open sudoku 11../..../..../....", "1234/3412/2143/4321")
+    with pytest.raises(ValueError, match="not a latin5 prompt"):
+        score("latin5", "latin5 1234/..../..../....", "1" * 25)
+    with pytest.raises(ValueError, match="not a sudoku6 prompt"):
+        score("sudoku6", "sudoku6 1234567/....../....../....../....../......", "1" * 36)
+    with pytest.raises(ValueError, match="no completion"):
+        score("latin5", "latin5 11.../...../...../...../.....", "1" * 25)
     with pytest.raises(ValueError, match="not a path prompt"):
         score("path", "path 1.2 colors 3", "132")
+
+
+def test_big_grid_solver_counts_known_totals_and_matches_brute_force() -> None:
+    # 161 280 Latin squares of order 5, 120 first rows: 1 344 share the first row 12345.
+    assert len(_big_solutions("latin5", "12345" + "." * 20, 10**6)) == 1344
+    # A 6x6 Sudoku with 5 blanks: every completion the search finds, and no other, by brute force.
+    grid = _big_solutions("sudoku6", "." * 36, 1)[0]
+    blanks = [0, 7, 14, 20, 27, 33]
+    puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
+    brute = set()
+    for digits in itertools.product("123456", repeat=len(blanks)):
+        cells = list(puzzle)
+        for i, d in zip(blanks, digits, strict=True):
+            cells[i] = d
+        if _is_big_completion("sudoku6", puzzle, "".join(cells)):
+            brute.add("".join(cells))
+    assert set(_big_solutions("sudoku6", puzzle, 10**6)) == brute and grid in brute
+    rows = "/".join(grid[r : r + 6] for r in range(0, 36, 6))
+    assert score("sudoku6", f"sudoku6 {'/'.join(puzzle[r : r + 6] for r in range(0, 36, 6))}", rows)
+    assert not _is_big_completion("sudoku6", "." * 36, "1" * 36)
+    assert not _is_big_completion("latin5", "." * 25, "1234523451345124512351234".replace("5", "6"))
