@@ -29,7 +29,7 @@ import torch
 
 from lrd_plugin.integrations.fast_dllm import llada
 from lrd_plugin.integrations.fast_dllm.layout import detect_layout, flat_imports
-from lrd_plugin.loading import trained_tasks
+from lrd_plugin.loading import learnt_tasks, trained_tasks
 from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import TASKS, generate_examples, score
 
@@ -94,9 +94,7 @@ def main() -> None:
 
     rules = {k: RULES[k] for k in chosen_rules if not (layout.legacy and "factor" in RULES[k])}
     records: list[dict[str, Any]] = []
-    chosen_tasks = (
-        args.tasks.split(",") if args.tasks else [t for t in TASKS if t in (trained_tasks(args.model) or TASKS)]
-    )
+    chosen_tasks = args.tasks.split(",") if args.tasks else learnt_tasks(TASKS, trained_tasks(args.model))
     for task in chosen_tasks:
         examples = generate_examples(task, "test", args.n, seed=0)
         for gen_length in map(int, args.gen_lengths.split(",")):

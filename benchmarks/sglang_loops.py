@@ -30,7 +30,7 @@ from sglang.srt.dllm.config import DllmConfig  # noqa: E402
 
 from lrd_plugin import tasks  # noqa: E402
 from lrd_plugin.integrations.sglang.algorithm import LRD  # noqa: E402
-from lrd_plugin.loading import DEFAULT_DIR, trained_tasks  # noqa: E402
+from lrd_plugin.loading import DEFAULT_DIR, learnt_tasks, trained_tasks  # noqa: E402
 from lrd_plugin.models import CharTokenizer, LLaDAModel  # noqa: E402
 
 BLOCK = 32
@@ -52,7 +52,7 @@ def task_list(text: str | None, model: Path) -> list[str]:
     """The --tasks list, or the suite's tasks the model was trained on (all when it does not say)."""
     if text:
         return [t for t in text.split(",") if t]
-    return [t for t in tasks.TASKS if t in (trained_tasks(model) or tasks.TASKS)]
+    return learnt_tasks(tasks.TASKS, trained_tasks(model))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import torch
 from .code_tasks import TASKS as CODE_TASKS
 from .config import LRDConfig
 from .decoder import CACHE_MODES, generate
-from .loading import DEFAULT_MODEL, LoadedModel, load_model
+from .loading import DEFAULT_MODEL, LoadedModel, learnt_tasks, load_model
 from .models.tokenizer import BPETokenizer
 from .stepcost import StepCost, measure_step_cost
 from .tasks import TASKS
@@ -246,7 +246,7 @@ def _demo(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, seed=args.seed, block_size=_block_size(args))
     from .tasks import generate_examples
 
-    tasks = [t for t in TASKS if t in (loaded.trained_tasks or TASKS)]
+    tasks = learnt_tasks(TASKS, loaded.trained_tasks)
     prompts = [ex.prompt for task in tasks for ex in generate_examples(task, "test", 2, args.seed)]
     ids, mask = loaded.encode_batch(prompts)
     variants = {
@@ -313,7 +313,7 @@ def bench_tasks(requested: list[str] | None, loaded: LoadedModel) -> list[str]:
     suite = CODE_TASKS if isinstance(loaded.tokenizer, BPETokenizer) else TASKS
     if requested and set(requested) - set(suite):
         raise SystemExit(f"--tasks for this model must be among {list(suite)}, got {requested}")
-    return list(requested) if requested else [t for t in suite if t in (loaded.trained_tasks or suite)]
+    return list(requested) if requested else learnt_tasks(suite, loaded.trained_tasks)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,8 @@ def load_model(
         model = LLaDAModel.from_pretrained(path, dtype=torch_dtype).to(device).eval()
         tok = load_tokenizer(path)  # character or byte-level BPE, as tokenizer.json says
         denoiser = HFDenoiser(model, model.config.mask_token_id, block_size=block_size)
-        loaded = LoadedModel(denoiser, tok, tok.pad_id, f"LLaDA-format model {path}", device=device)
-        loaded.trained_tasks = trained_tasks(path)
-        return loaded
+        description = f"LLaDA-format model {path}"
+        return LoadedModel(denoiser, tok, tok.pad_id, description, device=device, trained_tasks=trained_tasks(path))
     if block_size is not None:
         raise ValueError(f"attention 'block' needs a LLaDA-format model of this project; {spec!r} is not one")
     return _load_transformers(path, device, torch_dtype)
@@ -124,6 +124,11 @@ def _load_transformers(path: Path, device: str, dtype: torch.dtype | None) -> Lo
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     denoiser = HFDenoiser(model, tok.mask_token_id, position_offset=offset)
     return LoadedModel(denoiser, tok, pad, f"masked LM {path}", device=device)
+
+
+def learnt_tasks(suite: Sequence[str], trained: Sequence[str] | None) -> list[str]:
+    """The tasks of `suite` a model was trained on, in the suite's order (all of them when unknown)."""
+    return [t for t in suite if t in (trained or suite)]
 
 
 def trained_tasks(path: Path) -> tuple[str, ...] | None:

@@ -350,8 +350,8 @@ def _solutions(puzzle: str) -> list[str]:
     return [g for g in _all_grids() if all(p in (".", s) for p, s in zip(puzzle, g, strict=True))]
 
 
-def _rows(cells: str) -> str:
-    return "/".join(cells[r : r + 4] for r in range(0, 16, 4))
+def _rows(cells: str, size: int = 4) -> str:
+    return "/".join(cells[r : r + size] for r in range(0, size * size, size))
 
 
 def _draw_sudoku(rng: random.Random, split: str) -> tuple[tuple, Example]:
@@ -598,11 +598,6 @@ def _big_solutions(task: str, puzzle: str, limit: int, rng: random.Random | None
     return found
 
 
-def _big_rows(task: str, cells: str) -> str:
-    size = BIG_GRIDS[task].size
-    return "/".join(cells[r : r + size] for r in range(0, size * size, size))
-
-
 def _is_big_completion(task: str, puzzle: str, cells: str) -> bool:
     peers = _big_peers(task)
     return all(p in (".", c) for p, c in zip(puzzle, cells, strict=True)) and all(
@@ -621,7 +616,9 @@ def _draw_big(task: str) -> Callable[[random.Random, str], tuple[tuple, Example]
             puzzle = "".join("." if i in blanks else c for i, c in enumerate(grid))
             if split_of((task, puzzle)) == split and len(_big_solutions(task, puzzle, 2)) >= 2:
                 target = _big_solutions(task, puzzle, 1, rng)[0]
-                return (task, puzzle), Example(f"{grid_spec.head} {_big_rows(task, puzzle)}", _big_rows(task, target))
+                return (task, puzzle), Example(
+                    f"{grid_spec.head} {_rows(puzzle, grid_spec.size)}", _rows(target, grid_spec.size)
+                )
 
     return draw
 

@@ -21,6 +21,7 @@ from lrd_plugin.tasks import (
     _parse_path,
     _path_allowed,
     _path_counts,
+    _rows,
     _solutions,
     extract_answer,
     generate_examples,
@@ -181,7 +182,6 @@ def test_big_grid_solver_counts_known_totals_and_matches_brute_force() -> None:
         if _is_big_completion("sudoku6", puzzle, "".join(cells)):
             brute.add("".join(cells))
     assert set(_big_solutions("sudoku6", puzzle, 10**6)) == brute and grid in brute
-    rows = "/".join(grid[r : r + 6] for r in range(0, 36, 6))
-    assert score("sudoku6", f"sudoku6 {'/'.join(puzzle[r : r + 6] for r in range(0, 36, 6))}", rows)
+    assert score("sudoku6", f"sudoku6 {_rows(puzzle, 6)}", _rows(grid, 6))
     assert not _is_big_completion("sudoku6", "." * 36, "1" * 36)
     assert not _is_big_completion("latin5", "." * 25, "1234523451345124512351234".replace("5", "6"))
