@@ -14,6 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def host_reads_are_free(t: Tensor) -> bool:
+    """Whether reading a value of `t` back to Python costs nothing extra. On the CPU it does not, so
+    a step may trim its work with what it reads; on an accelerator the read stalls the host until
+    the device's queue drains, so the step keeps fixed shapes and reads nothing instead."""
+    return t.device.type == "cpu"
+
+
 def log_probs(logits: Tensor, mask_id: int) -> Tensor:
     """fp32 log-softmax over the vocabulary with the mask token's probability set to zero."""
     logits = logits.float().clone()
@@ -77,8 +84,9 @@ class MixtureRecipe:
     def _used_columns(self) -> tuple[Tensor, Tensor]:
         """ids and weights without the trailing columns that are zero in every row: a confident
         model's nucleus holds a token or two of the `cap`, and the bag's cost is linear in its width.
-        Exact, since a nucleus is a prefix of the descending top-k (one host sync)."""
-        if self.weights.numel() == 0:
+        Exact, since a nucleus is a prefix of the descending top-k. Costs one host read, so only
+        where reads are free (the CPU); elsewhere every column is embedded."""
+        if self.weights.numel() == 0 or not host_reads_are_free(self.weights):
             return self.ids, self.weights
         used = max(1, int((self.weights > 0).sum(dim=-1).max()))
         return self.ids[..., :used], self.weights[..., :used]

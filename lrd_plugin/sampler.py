@@ -206,7 +206,7 @@ class LRDSampler:
         commit = torch.zeros_like(open_window)
         if select is None:
             commit[:, :n] = self._select(state, confidence[:, :n], ent_block, candidates)
-        elif bool(candidates.any()):
+        elif not mixture.host_reads_are_free(candidates) or bool(candidates.any()):  # nothing to ask: skip
             proposals, chosen = select(
                 _without_mask(logits[:, :n], self.mask_id), candidates, state.tokens[:, :n], state.decode_steps
             )
@@ -250,7 +250,7 @@ class LRDSampler:
         state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
         # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
         state.prev_logp = tracked if self.needs_kl else None
-        if cfg.mixing and not bool(still_open.any()):
+        if cfg.mixing and mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
             state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
         elif cfg.mixing:
             state.recipe = mixture.mixture_recipe(

@@ -9,6 +9,7 @@ source scripts/_venv.sh
 ensure_venv .venv test,hf
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+bash scripts/checkpoints.sh default_v1   # the first default, a second trained model for tests/test_rules.py
 .venv/bin/python -m pytest -q
 ensure_venv .venv-tf4 test "transformers==4.57.6"
 .venv-tf4/bin/python -m pytest -q tests/test_hf_models.py tests/test_exactness.py

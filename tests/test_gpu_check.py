@@ -8,6 +8,7 @@ path degrade to recorded skips, and the files are written. No timing is asserted
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import subprocess
@@ -188,3 +189,40 @@ def test_upstream_loops_run_from_the_carried_wheels(tmp_path: Path) -> None:
         for variant in loop["variants"].values():
             assert variant["nfe"] >= TINY.loop_gen // TINY.block and variant["ms_per_forward"] > 0
             assert variant["repeats"] >= 1 and variant["syncs_per_forward"] >= 0
+
+
+def test_off_the_cpu_an_lrd_step_reads_nothing_back_but_the_logits_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an accelerator (`host_reads_are_free` false) the default step with an engine's rule keeps
+    fixed shapes instead of trimming by what it would read: one host read (the bad-logits check) per
+    step, and the same commits, tokens and mixtures as the CPU path."""
+    from lrd_plugin import mixture
+
+    generator = torch.Generator().manual_seed(5)
+    vocab, mask_id, block = 50, 49, 8
+    table = torch.randn(vocab, 16, generator=generator)
+
+    def select(logits: torch.Tensor, candidates: torch.Tensor, tokens: torch.Tensor, _step: torch.Tensor):
+        return gpu_check.engine_step(logits, torch.where(candidates, mask_id, tokens), mask_id, 0.9)
+
+    def run() -> tuple[list[torch.Tensor], list[int]]:
+        sampler = LRDSampler(LRDConfig(policy="threshold", threshold=0.9, early_stop_scope="block"), table, mask_id)
+        state = sampler.init_block(torch.full((3, block), mask_id), block)
+        seen, syncs, step = [], [], 0
+        while not state.done:
+            logits = torch.randn(3, block, vocab, generator=torch.Generator().manual_seed(step)) * 3
+            step_once = functools.partial(sampler.step, state, logits, select=select)
+            syncs.append(gpu_check.host_syncs(lambda: seen.append(step_once()), CPU))  # noqa: B023
+            seen.append(state.tokens.clone())
+            if not state.done:  # the mixtures a next forward reads
+                seen.append(state.mixture.clone())
+            step += 1
+        return seen, syncs
+
+    on_cpu, cpu_syncs = run()
+    monkeypatch.setattr(mixture, "host_reads_are_free", lambda _t: False)
+    off_cpu, accelerator_syncs = run()
+    assert len(on_cpu) == len(off_cpu) >= 5  # at least two steps
+    for a, b in zip(on_cpu, off_cpu, strict=True):
+        torch.testing.assert_close(a, b)
+    assert accelerator_syncs == [1] * len(accelerator_syncs)
+    assert min(cpu_syncs) >= 2  # the CPU path trims the mixture by what it reads

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The weights of training runs that are not shipped live in the git history, not in the working tree:
+# the tree must stay small (a device machine takes at most 64 MiB of it, wheels included). This puts
+# them back into benchmarks/checkpoints/NAME/ (git-ignored), where the benchmarks' commands and
+# tests/test_rules.py (the first default) read them. Needs the clone's history (not a shallow clone).
+#   bash scripts/checkpoints.sh [NAME ...]     (default: all of them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# NAME -> "commit path": the last commit that tracked the checkpoint, and where it was
+declare -A SOURCES=(
+  [default_v1]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/default_v1"
+  [run6]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run6"
+  [run7]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run7"
+  [run9]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run9"
+  [run10]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run10"
+  [run11]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run11"
+)
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(default_v1 run6 run7 run9 run10 run11)
+for name in "${names[@]}"; do
+  if [ -z "${SOURCES[$name]:-}" ]; then
+    echo "scripts/checkpoints.sh: unknown checkpoint '$name'; allowed: ${!SOURCES[*]}" >&2
+    exit 2
+  fi
+  read -r commit path <<<"${SOURCES[$name]}"
+  target=benchmarks/checkpoints/$name
+  [ -f "$target/model.safetensors" ] && continue
+  if ! git cat-file -e "$commit:$path/model.safetensors" 2>/dev/null; then
+    echo "scripts/checkpoints.sh: commit $commit is not in this clone's history (a shallow clone?): fetch it first" >&2
+    exit 1
+  fi
+  mkdir -p "$target"
+  git archive "$commit" "$path" | tar -x -C "$target" --strip-components="$(awk -F/ '{print NF}' <<<"$path")"
+  echo "restored $target from ${commit:0:12}:$path"
+done
