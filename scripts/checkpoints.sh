@@ -15,9 +15,10 @@ declare -A SOURCES=(
   [run10]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run10"
   [run11]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run11"
   [run12]="7f6a12cab94719d4732be7411811528dfd9a5298 benchmarks/checkpoints/run12"
+  [run13]="097f53cb846820324ffeb8ee1d71f9ee962308d2 benchmarks/checkpoints/run13"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(default_v1 run6 run7 run9 run10 run11 run12)
+[ ${#names[@]} -gt 0 ] || names=(default_v1 run6 run7 run9 run10 run11 run12 run13)
 for name in "${names[@]}"; do
   if [ -z "${SOURCES[$name]:-}" ]; then
     echo "scripts/checkpoints.sh: unknown checkpoint '$name'; allowed: ${!SOURCES[*]}" >&2
