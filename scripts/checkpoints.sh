@@ -18,7 +18,7 @@ declare -A SOURCES=(
   [run13]="097f53cb846820324ffeb8ee1d71f9ee962308d2 benchmarks/checkpoints/run13"
 )
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(default_v1 run6 run7 run9 run10 run11 run12 run13)
+[ ${#names[@]} -gt 0 ] || names=("${!SOURCES[@]}")
 for name in "${names[@]}"; do
   if [ -z "${SOURCES[$name]:-}" ]; then
     echo "scripts/checkpoints.sh: unknown checkpoint '$name'; allowed: ${!SOURCES[*]}" >&2
