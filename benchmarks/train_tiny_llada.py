@@ -334,7 +334,8 @@ def main() -> None:
     streams = {task: iter_examples(task, "train", stream_seed) for task in task_mix}
     rng = random.Random(stream_seed)
     generator = torch.Generator().manual_seed(stream_seed)
-    monitor_set = {task: generate_examples(task, "test", args.monitor_n, args.seed) for task in TASKS}
+    trained = [task for task in TASKS if task in task_mix]  # checks score the tasks trained on, in suite order
+    monitor_set = {task: generate_examples(task, "test", args.monitor_n, args.seed) for task in trained}
     autocast = not args.no_bf16
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     log: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
@@ -427,7 +428,7 @@ def main() -> None:
 
     model = model.float().eval()
     eval_start = time.perf_counter()
-    tests = {task: generate_examples(task, "test", args.eval_n, args.seed) for task in TASKS}
+    tests = {task: generate_examples(task, "test", args.eval_n, args.seed) for task in trained}
     both = evaluate_both(model, tokenizer, tests, attentions)
     log["eval"] = {
         "decoder": "LRDConfig.base(policy='low_confidence'), gen_length 64, block_length 32, 1 token/step, greedy, "

@@ -1,6 +1,6 @@
 """A seeded, scored task suite for small masked diffusion LMs, in the spirit of the LRD paper's benchmarks.
 
-Six tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
+Ten tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
 exact match:
 
 * ``arith``: GSM8K-like word problems, 2-3 operations on single-digit quantities (intermediate
@@ -11,7 +11,7 @@ exact match:
 * ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
   are filled matters: ``sudoku 1.3./....`` -> ``1234/3412/2143/4321``.
 
-Five have many valid answers under global constraints, so each position alone has several plausible
+Seven have many valid answers under global constraints, so each position alone has several plausible
 tokens and two positions committed in the same forward can contradict each other. They are scored by
 validity, not against a stored answer, and the training target is a valid answer drawn at random:
 
@@ -23,6 +23,15 @@ validity, not against a stored answer, and the training target is a valid answer
   givens that it has at least two solutions: ``open sudoku 1.../..../..2./....`` -> any valid grid.
 * ``latin5`` and ``sudoku6``: the same on larger grids, a 5x5 Latin square and a 6x6 Sudoku (2x3
   boxes), with 8-12 givens: more open cells, so more of those committed in one forward can clash.
+* ``count``: a 16-cell binary string with exactly k ones, keeping a few given cells:
+  ``count ..1.....0....... ones 2`` -> ``0010000000000100``.
+* ``sum``: 16 digits that add up to a total, keeping a few given cells:
+  ``sum .2.......0...... total 4`` -> ``0200010000000100``.
+
+  In these two the constraint is global and its rare token is spread thin: with one 1 (or one unit
+  of the total) left for 14 open cells, every open cell alone is 0 with probability 13/14 > 0.9, so
+  a threshold rule commits them all as 0 in one forward and the answer breaks the count, while a
+  decoder that commits one cell at a time sees the zeros pile up and places the 1.
 
 Train and test are disjoint by construction: every problem has a canonical form (its numbers and
 structure, without names or objects; for Sudoku the *solution grid*, so no test grid is ever seen
@@ -43,8 +52,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6")
-VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6")  # many valid answers: scored by the constraints
+TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "sum")
+VALIDITY_TASKS = (
+    "latin",
+    "path",
+    "open_sudoku",
+    "latin5",
+    "sudoku6",
+    "count",
+    "sum",
+)  # many valid answers: scored by the constraints
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -93,12 +110,12 @@ def extract_answer(task: str, text: str) -> str | None:
 
     arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
     dropped); the grid tasks: the text's digits, which must fill the grid exactly (16, 25 or 36);
-    path: the text without spaces, which must be digits only.
+    path, count, sum: the text without spaces, which must be digits only.
     """
     if task in GRID_CELLS:
         digits = "".join(c for c in text if c.isdigit())
         return digits if len(digits) == GRID_CELLS[task] else None
-    if task == "path":
+    if task in ("path", *TALLY_TASKS):
         compact = text.replace(" ", "")
         return compact if re.fullmatch(r"\d+", compact) else None
     if task not in TASKS:
@@ -122,6 +139,8 @@ def reference_answer(task: str, prompt: str) -> str:
     if task == "path":
         puzzle, colours = _parse_path(prompt)
         return _path_sample(_path_allowed(puzzle, colours), random.Random(0))
+    if task in TALLY_TASKS:
+        return _tally_sample(task, *_parse_tally(task, prompt), random.Random(0))
     if task == "arith":
         return str(_solve_arith(prompt)[-1])
     if task == "list":
@@ -145,6 +164,8 @@ def score(task: str, prompt: str, generated_text: str) -> bool:
         return _is_big_completion(task, _parse_big(task, prompt), answer)
     if task == "path":
         return _is_path_answer(*_parse_path(prompt), answer)
+    if task in TALLY_TASKS:
+        return _is_tally_answer(task, *_parse_tally(task, prompt), answer)
     return answer == reference_answer(task, prompt)
 
 
@@ -635,6 +656,86 @@ def _parse_big(task: str, prompt: str) -> str:
     return puzzle
 
 
+# --- count, sum --------------------------------------------------------------------------------
+
+# One length and single-digit totals, so that cell i of the puzzle sits at a fixed offset from cell i
+# of the answer (as in path). What is left for the open cells (ones to place, or units of the total)
+# is 1-3: with 1 left, every open cell alone is 0 with probability above 0.9.
+
+
+class _Tally(NamedTuple):
+    head: str  # the prompt's first word
+    word: str  # the word before the total
+    digits: str  # the digits a cell may hold
+    given_digits: str  # the digits a given cell shows
+
+
+TALLY_TASKS = {
+    "count": _Tally("count", "ones", "01", "01"),
+    "sum": _Tally("sum", "total", "0123456789", "012"),
+}
+TALLY_CELLS = 16
+TALLY_GIVENS = (1, 3)  # inclusive range of given cells
+TALLY_LEFT = (1, 3)  # inclusive range of what the open cells must add up to
+
+
+def _tally_value(task: str, cells: str) -> int:
+    """What a row of cells adds up to: its ones (count) or its digits (sum)."""
+    return cells.count("1") if task == "count" else sum(int(c) for c in cells)
+
+
+def _tally_sample(task: str, puzzle: str, total: int, rng: random.Random) -> str:
+    """A valid answer drawn uniformly among all of them: which open cells take the ones (count), or
+    which multiset of open cells takes the units (sum, a cell may take several)."""
+    open_cells = [i for i, c in enumerate(puzzle) if c == "."]
+    left = total - _tally_value(task, puzzle.replace(".", "0"))
+    if task == "count":
+        picks = rng.sample(open_cells, left)
+    else:  # uniform over the compositions of `left` into the open cells = over multisets of cells
+        picks = rng.choice(list(itertools.combinations_with_replacement(open_cells, left)))
+    cells = [0 if c == "." else int(c) for c in puzzle]
+    for i in picks:
+        cells[i] += 1
+    return "".join(str(c) for c in cells)
+
+
+def _is_tally_answer(task: str, puzzle: str, total: int, cells: str) -> bool:
+    return (
+        len(cells) == len(puzzle)
+        and all(c in TALLY_TASKS[task].digits for c in cells)
+        and all(p in (".", c) for p, c in zip(puzzle, cells, strict=True))
+        and _tally_value(task, cells) == total
+    )
+
+
+def _draw_tally(task: str) -> Callable[[random.Random, str], tuple[tuple, Example]]:
+    spec = TALLY_TASKS[task]
+
+    def draw(rng: random.Random, split: str) -> tuple[tuple, Example]:
+        cells = ["."] * TALLY_CELLS
+        for i in rng.sample(range(TALLY_CELLS), rng.randint(*TALLY_GIVENS)):
+            cells[i] = rng.choice(spec.given_digits)
+        puzzle = "".join(cells)
+        total = _tally_value(task, puzzle.replace(".", "0")) + rng.randint(*TALLY_LEFT)
+        return (task, puzzle, total), Example(
+            f"{spec.head} {puzzle} {spec.word} {total}", _tally_sample(task, puzzle, total, rng)
+        )
+
+    return draw
+
+
+def _parse_tally(task: str, prompt: str) -> tuple[str, int]:
+    spec = TALLY_TASKS[task]
+    match = re.fullmatch(rf"{spec.head} ([{spec.digits}.]+) {spec.word} (\d+)", prompt)
+    if not match:
+        raise ValueError(f"not a {task} prompt: {prompt!r}")
+    puzzle, total = match[1], int(match[2])
+    left = total - _tally_value(task, puzzle.replace(".", "0"))
+    if left < 0 or (task == "count" and left > puzzle.count(".")) or (left > 0 and "." not in puzzle):
+        raise ValueError(f"{task} prompt has no answer: {prompt!r}")
+    return puzzle, total
+
+
 _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "arith": _draw_arith,
     "list": _draw_list,
@@ -644,4 +745,6 @@ _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "open_sudoku": _draw_open_sudoku,
     "latin5": _draw_big("latin5"),
     "sudoku6": _draw_big("sudoku6"),
+    "count": _draw_tally("count"),
+    "sum": _draw_tally("sum"),
 }

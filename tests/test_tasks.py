@@ -10,6 +10,7 @@ from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import (
     BIG_GRIDS,
     MARKER,
+    TALLY_TASKS,
     TASK_CHARS,
     TASKS,
     VALIDITY_TASKS,
@@ -140,6 +141,8 @@ def test_validity_problems_have_several_answers_and_the_targets_vary(task: str) 
             assert len(_latin_solutions(prompt.split()[1].replace("/", ""))) >= 2
         elif task == "open_sudoku":
             assert len(_solutions(prompt.split()[2].replace("/", ""))) >= 2
+        elif task in TALLY_TASKS:
+            assert prompt.count(".") >= 2  # at least 1 left over at least 13 open cells: several answers
         else:
             assert sum(_path_counts(_path_allowed(*_parse_path(prompt)))[0].values()) >= 2
     # the target is drawn among the valid answers, not always the first one
@@ -165,6 +168,37 @@ def test_malformed_validity_prompts_are_named() -> None:
         score("latin5", "latin5 11.../...../...../...../.....", "1" * 25)
     with pytest.raises(ValueError, match="not a path prompt"):
         score("path", "path 1.2 colors 3", "132")
+
+
+def test_tally_tasks_accept_every_valid_answer_and_only_those() -> None:
+    prompt = "count 1..0 ones 2"
+    valid = {"1100", "1010"}
+    answers = {"".join(c) for c in itertools.product("0123", repeat=4)}
+    assert {a for a in answers if score("count", prompt, a)} == valid
+    prompt = "sum 1..0 total 3"
+    assert {a for a in answers if score("sum", prompt, a)} == {"1200", "1110", "1020"}
+    assert not score("sum", prompt, "12000")  # five cells
+    assert score("sum", "sum 1..0 total 1", "1000")  # nothing left: the open cells are 0
+    # the target is drawn uniformly: with 1 left over 14 open cells, each holds it about 1/14 of the time
+    examples = [ex for ex in generate_examples("count", "train", 3000, seed=0) if ex.prompt.count(".") == 14]
+    left_one = [t for p, t in examples if int(p.split()[-1]) - p.split()[1].count("1") == 1]
+    opens = [i for p, t in examples for i, c in enumerate(p.split()[1]) if c == "."]
+    assert len(left_one) > 100 and len(set(opens)) == 16
+    position_of_one = [t.index("1") for p, t in examples if p.split()[1].count("1") == 0 and p.endswith(" 1")]
+    assert len(set(position_of_one)) > 10
+
+
+def test_malformed_tally_prompts_are_named() -> None:
+    with pytest.raises(ValueError, match="not a count prompt"):
+        score("count", "count 12.. ones 2", "1100")
+    with pytest.raises(ValueError, match="no answer"):
+        score("count", "count 11.. ones 1", "1100")  # more ones given than the total
+    with pytest.raises(ValueError, match="no answer"):
+        score("count", "count 1... ones 5", "1111")  # more ones than cells
+    with pytest.raises(ValueError, match="not a sum prompt"):
+        score("sum", "sum 1... ones 3", "1200")
+    with pytest.raises(ValueError, match="no answer"):
+        score("sum", "sum 12 total 4", "12")  # no open cell for what is left
 
 
 def test_big_grid_solver_counts_known_totals_and_matches_brute_force() -> None:
