@@ -11,6 +11,7 @@ declare -A SOURCES=(
   [default_v1]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/default_v1"
   [run6]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run6"
   [run7]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run7"
+  [run8]="28211fc6c930dad2c9d1fec69b0c2623acd2022b lrd_plugin/default_model"  # the default from stop 25 to stop 29
   [run9]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run9"
   [run10]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run10"
   [run11]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run11"
