@@ -53,15 +53,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "sum")
-VALIDITY_TASKS = (
-    "latin",
-    "path",
-    "open_sudoku",
-    "latin5",
-    "sudoku6",
-    "count",
-    "sum",
-)  # many valid answers: scored by the constraints
+# many valid answers: scored by the constraints
+VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "sum")
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -680,15 +673,15 @@ TALLY_LEFT = (1, 3)  # inclusive range of what the open cells must add up to
 
 
 def _tally_value(task: str, cells: str) -> int:
-    """What a row of cells adds up to: its ones (count) or its digits (sum)."""
-    return cells.count("1") if task == "count" else sum(int(c) for c in cells)
+    """What a row of cells adds up to: its ones (count) or its digits (sum); open cells (``.``) add 0."""
+    return cells.count("1") if task == "count" else sum(int(c) for c in cells if c != ".")
 
 
 def _tally_sample(task: str, puzzle: str, total: int, rng: random.Random) -> str:
     """A valid answer drawn uniformly among all of them: which open cells take the ones (count), or
     which multiset of open cells takes the units (sum, a cell may take several)."""
     open_cells = [i for i, c in enumerate(puzzle) if c == "."]
-    left = total - _tally_value(task, puzzle.replace(".", "0"))
+    left = total - _tally_value(task, puzzle)
     if task == "count":
         picks = rng.sample(open_cells, left)
     else:  # uniform over the compositions of `left` into the open cells = over multisets of cells
@@ -716,7 +709,7 @@ def _draw_tally(task: str) -> Callable[[random.Random, str], tuple[tuple, Exampl
         for i in rng.sample(range(TALLY_CELLS), rng.randint(*TALLY_GIVENS)):
             cells[i] = rng.choice(spec.given_digits)
         puzzle = "".join(cells)
-        total = _tally_value(task, puzzle.replace(".", "0")) + rng.randint(*TALLY_LEFT)
+        total = _tally_value(task, puzzle) + rng.randint(*TALLY_LEFT)
         return (task, puzzle, total), Example(
             f"{spec.head} {puzzle} {spec.word} {total}", _tally_sample(task, puzzle, total, rng)
         )
@@ -730,7 +723,7 @@ def _parse_tally(task: str, prompt: str) -> tuple[str, int]:
     if not match:
         raise ValueError(f"not a {task} prompt: {prompt!r}")
     puzzle, total = match[1], int(match[2])
-    left = total - _tally_value(task, puzzle.replace(".", "0"))
+    left = total - _tally_value(task, puzzle)
     if left < 0 or (task == "count" and left > puzzle.count(".")) or (left > 0 and "." not in puzzle):
         raise ValueError(f"{task} prompt has no answer: {prompt!r}")
     return puzzle, total
