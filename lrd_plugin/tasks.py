@@ -23,15 +23,16 @@ validity, not against a stored answer, and the training target is a valid answer
   givens that it has at least two solutions: ``open sudoku 1.../..../..2./....`` -> any valid grid.
 * ``latin5`` and ``sudoku6``: the same on larger grids, a 5x5 Latin square and a 6x6 Sudoku (2x3
   boxes), with 8-12 givens: more open cells, so more of those committed in one forward can clash.
-* ``count``: a 16-cell binary string with exactly k ones, keeping a few given cells:
-  ``count ..1.....0....... ones 2`` -> ``0010000000000100``.
-* ``sum``: 16 digits that add up to a total, keeping a few given cells:
-  ``sum .2.......0...... total 4`` -> ``0200010000000100``.
+* ``count``: a 16-cell binary string with exactly one 1, keeping 0-5 given zeros:
+  ``count ..0.....0....... ones 1`` -> ``0000000000001000``.
+* ``flip``: a 16-bit string with exactly one bit flipped: ``flip 0110100111010010`` ->
+  ``0110100101010010``.
 
-  In these two the constraint is global and its rare token is spread thin: with one 1 (or one unit
-  of the total) left for 14 open cells, every open cell alone is 0 with probability 13/14 > 0.9, so
-  a threshold rule commits them all as 0 in one forward and the answer breaks the count, while a
-  decoder that commits one cell at a time sees the zeros pile up and places the 1.
+  In these two the constraint is global and its rare token is spread thin: with one 1 for 11 to 16
+  open cells (one flip for 16 bits), every cell alone is 0 (its copy) with probability at least
+  10/11 > 0.9, so a threshold rule commits them all in one forward and the answer breaks the
+  constraint, while a decoder that commits one cell at a time sees the common tokens pile up and
+  places the rare one last.
 
 Train and test are disjoint by construction: every problem has a canonical form (its numbers and
 structure, without names or objects; for Sudoku the *solution grid*, so no test grid is ever seen
@@ -52,9 +53,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "sum")
+TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "flip")
 # many valid answers: scored by the constraints
-VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "sum")
+VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "flip")
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -103,12 +104,12 @@ def extract_answer(task: str, text: str) -> str | None:
 
     arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
     dropped); the grid tasks: the text's digits, which must fill the grid exactly (16, 25 or 36);
-    path, count, sum: the text without spaces, which must be digits only.
+    path, count, flip: the text without spaces, which must be digits only.
     """
     if task in GRID_CELLS:
         digits = "".join(c for c in text if c.isdigit())
         return digits if len(digits) == GRID_CELLS[task] else None
-    if task in ("path", *TALLY_TASKS):
+    if task in ("path", "count", "flip"):
         compact = text.replace(" ", "")
         return compact if re.fullmatch(r"\d+", compact) else None
     if task not in TASKS:
@@ -132,8 +133,10 @@ def reference_answer(task: str, prompt: str) -> str:
     if task == "path":
         puzzle, colours = _parse_path(prompt)
         return _path_sample(_path_allowed(puzzle, colours), random.Random(0))
-    if task in TALLY_TASKS:
-        return _tally_sample(task, *_parse_tally(task, prompt), random.Random(0))
+    if task == "count":
+        return _count_sample(*_parse_count(prompt), random.Random(0))
+    if task == "flip":
+        return _flip_sample(_parse_flip(prompt), random.Random(0))
     if task == "arith":
         return str(_solve_arith(prompt)[-1])
     if task == "list":
@@ -157,8 +160,10 @@ def score(task: str, prompt: str, generated_text: str) -> bool:
         return _is_big_completion(task, _parse_big(task, prompt), answer)
     if task == "path":
         return _is_path_answer(*_parse_path(prompt), answer)
-    if task in TALLY_TASKS:
-        return _is_tally_answer(task, *_parse_tally(task, prompt), answer)
+    if task == "count":
+        return _is_count_answer(*_parse_count(prompt), answer)
+    if task == "flip":
+        return _is_flip_answer(_parse_flip(prompt), answer)
     return answer == reference_answer(task, prompt)
 
 
@@ -649,84 +654,77 @@ def _parse_big(task: str, prompt: str) -> str:
     return puzzle
 
 
-# --- count, sum --------------------------------------------------------------------------------
+# --- count, flip -------------------------------------------------------------------------------
 
-# One length and single-digit totals, so that cell i of the puzzle sits at a fixed offset from cell i
-# of the answer (as in path). What is left for the open cells (ones to place, or units of the total)
-# is 1-3: with 1 left, every open cell alone is 0 with probability above 0.9.
-
-
-class _Tally(NamedTuple):
-    head: str  # the prompt's first word
-    word: str  # the word before the total
-    digits: str  # the digits a cell may hold
-    given_digits: str  # the digits a given cell shows
-
-
-TALLY_TASKS = {
-    "count": _Tally("count", "ones", "01", "01"),
-    "sum": _Tally("sum", "total", "0123456789", "012"),
-}
-TALLY_CELLS = 16
-TALLY_GIVENS = (1, 3)  # inclusive range of given cells
-TALLY_LEFT = (1, 3)  # inclusive range of what the open cells must add up to
+# Both hide one rare token among many cells, so that every open cell alone takes the common token with
+# probability at least 10/11 > 0.9 and only the joint answer says where the rare one goes. One length
+# per task, so that cell i of the prompt sits at a fixed offset from cell i of the answer (as in path).
+# A count prompt may ask for k ones and show given ones; the generated ones ask for exactly one among
+# 11 to 16 open cells (a harder form, 1-3 ones with givens of both kinds, was not learned by the
+# 3.45 M-parameter model in 1 320 CPU steps: run 14 in benchmarks/README.md).
+COUNT_CELLS = 16
+COUNT_GIVENS = (0, 5)  # inclusive range of given cells, all 0 (fewer would leave under 300 test puzzles)
+FLIP_BITS = 16
 
 
-def _tally_value(task: str, cells: str) -> int:
-    """What a row of cells adds up to: its ones (count) or its digits (sum); open cells (``.``) add 0."""
-    return cells.count("1") if task == "count" else sum(int(c) for c in cells if c != ".")
-
-
-def _tally_sample(task: str, puzzle: str, total: int, rng: random.Random) -> str:
-    """A valid answer drawn uniformly among all of them: which open cells take the ones (count), or
-    which multiset of open cells takes the units (sum, a cell may take several)."""
+def _count_sample(puzzle: str, ones: int, rng: random.Random) -> str:
+    """A valid answer drawn uniformly: which open cells take the ones that are left."""
     open_cells = [i for i, c in enumerate(puzzle) if c == "."]
-    left = total - _tally_value(task, puzzle)
-    if task == "count":
-        picks = rng.sample(open_cells, left)
-    else:  # uniform over the compositions of `left` into the open cells = over multisets of cells
-        picks = rng.choice(list(itertools.combinations_with_replacement(open_cells, left)))
-    cells = [0 if c == "." else int(c) for c in puzzle]
-    for i in picks:
-        cells[i] += 1
-    return "".join(str(c) for c in cells)
+    picks = set(rng.sample(open_cells, ones - puzzle.count("1")))
+    return "".join("1" if i in picks else ("0" if c == "." else c) for i, c in enumerate(puzzle))
 
 
-def _is_tally_answer(task: str, puzzle: str, total: int, cells: str) -> bool:
+def _is_count_answer(puzzle: str, ones: int, cells: str) -> bool:
     return (
         len(cells) == len(puzzle)
-        and all(c in TALLY_TASKS[task].digits for c in cells)
+        and set(cells) <= {"0", "1"}
         and all(p in (".", c) for p, c in zip(puzzle, cells, strict=True))
-        and _tally_value(task, cells) == total
+        and cells.count("1") == ones
     )
 
 
-def _draw_tally(task: str) -> Callable[[random.Random, str], tuple[tuple, Example]]:
-    spec = TALLY_TASKS[task]
-
-    def draw(rng: random.Random, split: str) -> tuple[tuple, Example]:
-        cells = ["."] * TALLY_CELLS
-        for i in rng.sample(range(TALLY_CELLS), rng.randint(*TALLY_GIVENS)):
-            cells[i] = rng.choice(spec.given_digits)
-        puzzle = "".join(cells)
-        total = _tally_value(task, puzzle) + rng.randint(*TALLY_LEFT)
-        return (task, puzzle, total), Example(
-            f"{spec.head} {puzzle} {spec.word} {total}", _tally_sample(task, puzzle, total, rng)
-        )
-
-    return draw
+def _draw_count(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    cells = ["."] * COUNT_CELLS
+    for i in rng.sample(range(COUNT_CELLS), rng.randint(*COUNT_GIVENS)):
+        cells[i] = "0"
+    puzzle = "".join(cells)
+    return ("count", puzzle), Example(f"count {puzzle} ones 1", _count_sample(puzzle, 1, rng))
 
 
-def _parse_tally(task: str, prompt: str) -> tuple[str, int]:
-    spec = TALLY_TASKS[task]
-    match = re.fullmatch(rf"{spec.head} ([{spec.digits}.]+) {spec.word} (\d+)", prompt)
+def _parse_count(prompt: str) -> tuple[str, int]:
+    match = re.fullmatch(r"count ([01.]+) ones (\d+)", prompt)
     if not match:
-        raise ValueError(f"not a {task} prompt: {prompt!r}")
-    puzzle, total = match[1], int(match[2])
-    left = total - _tally_value(task, puzzle)
-    if left < 0 or (task == "count" and left > puzzle.count(".")) or (left > 0 and "." not in puzzle):
-        raise ValueError(f"{task} prompt has no answer: {prompt!r}")
-    return puzzle, total
+        raise ValueError(f"not a count prompt: {prompt!r}")
+    puzzle, ones = match[1], int(match[2])
+    if not 0 <= ones - puzzle.count("1") <= puzzle.count("."):
+        raise ValueError(f"count prompt has no answer: {prompt!r}")
+    return puzzle, ones
+
+
+def _flip_sample(bits: str, rng: random.Random) -> str:
+    """The bits with one of them, drawn uniformly, flipped."""
+    i = rng.randrange(len(bits))
+    return bits[:i] + "10"[int(bits[i])] + bits[i + 1 :]
+
+
+def _is_flip_answer(bits: str, cells: str) -> bool:
+    return (
+        len(cells) == len(bits)
+        and set(cells) <= {"0", "1"}
+        and sum(a != b for a, b in zip(bits, cells, strict=True)) == 1
+    )
+
+
+def _draw_flip(rng: random.Random, split: str) -> tuple[tuple, Example]:
+    bits = "".join(rng.choice("01") for _ in range(FLIP_BITS))
+    return ("flip", bits), Example(f"flip {bits}", _flip_sample(bits, rng))
+
+
+def _parse_flip(prompt: str) -> str:
+    match = re.fullmatch(r"flip ([01]+)", prompt)
+    if not match:
+        raise ValueError(f"not a flip prompt: {prompt!r}")
+    return match[1]
 
 
 _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
@@ -738,6 +736,6 @@ _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "open_sudoku": _draw_open_sudoku,
     "latin5": _draw_big("latin5"),
     "sudoku6": _draw_big("sudoku6"),
-    "count": _draw_tally("count"),
-    "sum": _draw_tally("sum"),
+    "count": _draw_count,
+    "flip": _draw_flip,
 }

@@ -17,6 +17,7 @@ declare -A SOURCES=(
   [run11]="d813566bf63a164fa49ba15c5a4a0b6955c1925c benchmarks/checkpoints/run11"
   [run12]="7f6a12cab94719d4732be7411811528dfd9a5298 benchmarks/checkpoints/run12"
   [run13]="097f53cb846820324ffeb8ee1d71f9ee962308d2 benchmarks/checkpoints/run13"
+  [run15b]="1cc4d0aea52dbf3f53b20c2c7346ae7d78ebe1fe benchmarks/checkpoints/run15b"  # count learned, old tasks not restored (stop 31)
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!SOURCES[@]}")

@@ -9,8 +9,9 @@ import pytest
 from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import (
     BIG_GRIDS,
+    COUNT_CELLS,
+    FLIP_BITS,
     MARKER,
-    TALLY_TASKS,
     TASK_CHARS,
     TASKS,
     VALIDITY_TASKS,
@@ -141,8 +142,10 @@ def test_validity_problems_have_several_answers_and_the_targets_vary(task: str) 
             assert len(_latin_solutions(prompt.split()[1].replace("/", ""))) >= 2
         elif task == "open_sudoku":
             assert len(_solutions(prompt.split()[2].replace("/", ""))) >= 2
-        elif task in TALLY_TASKS:
-            assert prompt.count(".") >= 2  # at least 1 left over at least 13 open cells: several answers
+        elif task == "count":
+            assert prompt.count(".") >= 11  # one 1 for at least 11 open cells
+        elif task == "flip":
+            pass  # any of the bits may flip
         else:
             assert sum(_path_counts(_path_allowed(*_parse_path(prompt)))[0].values()) >= 2
     # the target is drawn among the valid answers, not always the first one
@@ -170,35 +173,33 @@ def test_malformed_validity_prompts_are_named() -> None:
         score("path", "path 1.2 colors 3", "132")
 
 
-def test_tally_tasks_accept_every_valid_answer_and_only_those() -> None:
-    prompt = "count 1..0 ones 2"
-    valid = {"1100", "1010"}
-    answers = {"".join(c) for c in itertools.product("0123", repeat=4)}
-    assert {a for a in answers if score("count", prompt, a)} == valid
-    prompt = "sum 1..0 total 3"
-    assert {a for a in answers if score("sum", prompt, a)} == {"1200", "1110", "1020"}
-    assert not score("sum", prompt, "12000")  # five cells
-    assert score("sum", "sum 1..0 total 1", "1000")  # nothing left: the open cells are 0
-    # the target is drawn uniformly: with 1 left over 14 open cells, each holds it about 1/14 of the time
-    examples = [ex for ex in generate_examples("count", "train", 3000, seed=0) if ex.prompt.count(".") == 14]
-    left_one = [t for p, t in examples if int(p.split()[-1]) - p.split()[1].count("1") == 1]
-    opens = [i for p, t in examples for i, c in enumerate(p.split()[1]) if c == "."]
-    assert len(left_one) > 100 and len(set(opens)) == 16
-    position_of_one = [t.index("1") for p, t in examples if p.split()[1].count("1") == 0 and p.endswith(" 1")]
-    assert len(set(position_of_one)) > 10
+def test_count_and_flip_accept_every_valid_answer_and_only_those() -> None:
+    answers = {"".join(c) for c in itertools.product("012", repeat=4)}
+    assert {a for a in answers if score("count", "count 1..0 ones 2", a)} == {"1100", "1010"}
+    assert {a for a in answers if score("count", "count .0.. ones 1", a)} == {"1000", "0010", "0001"}
+    assert not score("count", "count .0.. ones 1", "00010")  # five cells
+    assert {a for a in answers if score("flip", "flip 0110", a)} == {"1110", "0010", "0100", "0111"}
+    assert not score("flip", "flip 0110", "0110")  # nothing flipped
+    # the rare cell is drawn uniformly among the open ones, and every generated prompt has one left
+    examples = generate_examples("count", "train", 2000, seed=0)
+    assert all(p.endswith(" ones 1") and t.count("1") == 1 and p.count(".") >= 11 for p, t in examples)
+    assert len({t.index("1") for _, t in examples}) == COUNT_CELLS
+    flips = generate_examples("flip", "train", 2000, seed=0)
+    flipped = {next(i for i, (a, b) in enumerate(zip(p.split()[1], t, strict=True)) if a != b) for p, t in flips}
+    assert len(flipped) == FLIP_BITS
+    # 200 held-out prompts exist for both (the test split holds no duplicate)
+    assert len(generate_examples("count", "test", 200)) == len(generate_examples("flip", "test", 200)) == 200
 
 
-def test_malformed_tally_prompts_are_named() -> None:
+def test_malformed_count_and_flip_prompts_are_named() -> None:
     with pytest.raises(ValueError, match="not a count prompt"):
         score("count", "count 12.. ones 2", "1100")
     with pytest.raises(ValueError, match="no answer"):
-        score("count", "count 11.. ones 1", "1100")  # more ones given than the total
+        score("count", "count 11.. ones 1", "1100")  # more ones given than asked for
     with pytest.raises(ValueError, match="no answer"):
         score("count", "count 1... ones 5", "1111")  # more ones than cells
-    with pytest.raises(ValueError, match="not a sum prompt"):
-        score("sum", "sum 1... ones 3", "1200")
-    with pytest.raises(ValueError, match="no answer"):
-        score("sum", "sum 12 total 4", "12")  # no open cell for what is left
+    with pytest.raises(ValueError, match="not a flip prompt"):
+        score("flip", "flip 0120", "0110")
 
 
 def test_big_grid_solver_counts_known_totals_and_matches_brute_force() -> None:
