@@ -1,6 +1,6 @@
 """A seeded, scored task suite for small masked diffusion LMs, in the spirit of the LRD paper's benchmarks.
 
-Ten tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
+Eleven tasks, each a stream of (prompt, target) text pairs. Three have one right answer, scored by
 exact match:
 
 * ``arith``: GSM8K-like word problems, 2-3 operations on single-digit quantities (intermediate
@@ -11,7 +11,7 @@ exact match:
 * ``sudoku``: a 4x4 Sudoku with blanks (``.``) and a unique solution, where the order in which cells
   are filled matters: ``sudoku 1.3./....`` -> ``1234/3412/2143/4321``.
 
-Seven have many valid answers under global constraints, so each position alone has several plausible
+Eight have many valid answers under global constraints, so each position alone has several plausible
 tokens and two positions committed in the same forward can contradict each other. They are scored by
 validity, not against a stored answer, and the training target is a valid answer drawn at random:
 
@@ -27,10 +27,12 @@ validity, not against a stored answer, and the training target is a valid answer
   ``count ..0.....0....... ones 1`` -> ``0000000000001000``.
 * ``flip``: a 16-bit string with exactly one bit flipped: ``flip 0110100111010010`` ->
   ``0110100101010010``.
+* ``hide``: a 16-bit string with exactly one bit hidden behind ``*``: ``hide 0110100111010010`` ->
+  ``0110100*11010010``.
 
-  In these two the constraint is global and its rare token is spread thin: with one 1 for 11 to 16
-  open cells (one flip for 16 bits), every cell alone is 0 (its copy) with probability at least
-  10/11 > 0.9, so a threshold rule commits them all in one forward and the answer breaks the
+  In these three the constraint is global and its rare token is spread thin: with one 1 for 11 to 16
+  open cells (one flip or one ``*`` for 16 bits), every cell alone is 0 (its copy) with probability at
+  least 10/11 > 0.9, so a threshold rule commits them all in one forward and the answer breaks the
   constraint, while a decoder that commits one cell at a time sees the common tokens pile up and
   places the rare one last.
 
@@ -53,9 +55,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "flip")
+TASKS = ("arith", "list", "sudoku", "latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "flip", "hide")
 # many valid answers: scored by the constraints
-VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "flip")
+VALIDITY_TASKS = ("latin", "path", "open_sudoku", "latin5", "sudoku6", "count", "flip", "hide")
 SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
@@ -104,7 +106,8 @@ def extract_answer(task: str, text: str) -> str | None:
 
     arith: the integer after the last ``####``; list: what follows the last ``####`` (spaces
     dropped); the grid tasks: the text's digits, which must fill the grid exactly (16, 25 or 36);
-    path, count, flip: the text without spaces, which must be digits only.
+    path, count, flip: the text without spaces, which must be digits only; hide: the same, where
+    ``*`` may stand for a digit.
     """
     if task in GRID_CELLS:
         digits = "".join(c for c in text if c.isdigit())
@@ -112,6 +115,9 @@ def extract_answer(task: str, text: str) -> str | None:
     if task in ("path", "count", "flip"):
         compact = text.replace(" ", "")
         return compact if re.fullmatch(r"\d+", compact) else None
+    if task == "hide":
+        compact = text.replace(" ", "")
+        return compact if re.fullmatch(r"[\d*]+", compact) else None
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if MARKER not in text:
@@ -136,7 +142,9 @@ def reference_answer(task: str, prompt: str) -> str:
     if task == "count":
         return _count_sample(*_parse_count(prompt), random.Random(0))
     if task == "flip":
-        return _flip_sample(_parse_flip(prompt), random.Random(0))
+        return _flip_sample(_parse_bits("flip", prompt), random.Random(0))
+    if task == "hide":
+        return _hide_sample(_parse_bits("hide", prompt), random.Random(0))
     if task == "arith":
         return str(_solve_arith(prompt)[-1])
     if task == "list":
@@ -163,7 +171,9 @@ def score(task: str, prompt: str, generated_text: str) -> bool:
     if task == "count":
         return _is_count_answer(*_parse_count(prompt), answer)
     if task == "flip":
-        return _is_flip_answer(_parse_flip(prompt), answer)
+        return _is_flip_answer(_parse_bits("flip", prompt), answer)
+    if task == "hide":
+        return _is_hide_answer(_parse_bits("hide", prompt), answer)
     return answer == reference_answer(task, prompt)
 
 
@@ -654,10 +664,10 @@ def _parse_big(task: str, prompt: str) -> str:
     return puzzle
 
 
-# --- count, flip -------------------------------------------------------------------------------
+# --- count, flip, hide --------------------------------------------------------------------------
 
-# Both hide one rare token among many cells, so that every open cell alone takes the common token with
-# probability at least 10/11 > 0.9 and only the joint answer says where the rare one goes. One length
+# All three hide one rare token among many cells, so that every open cell alone takes the common token
+# with probability at least 10/11 > 0.9 and only the joint answer says where the rare one goes. One length
 # per task, so that cell i of the prompt sits at a fixed offset from cell i of the answer (as in path).
 # A count prompt may ask for k ones and show given ones; the generated ones ask for exactly one among
 # 11 to 16 open cells (a harder form, 1-3 ones with givens of both kinds, was not learned by the
@@ -665,6 +675,11 @@ def _parse_big(task: str, prompt: str) -> str:
 COUNT_CELLS = 16
 COUNT_GIVENS = (0, 5)  # inclusive range of given cells, all 0 (fewer would leave under 300 test puzzles)
 FLIP_BITS = 16
+# hide is flip with the rare cell marked: a committed ``*`` is a token of its own, so "is one hidden
+# already?" needs one look over the answer (as count's "is a 1 placed already?"), where flip needs each
+# cell compared with its twin in the prompt first, which the tiny model did not learn (run 15). It did not
+# learn hide either (run 17: 1 160 steps at 15-27 % of the batch; it copies the bits and writes no ``*``).
+HIDE_BITS = 16
 
 
 def _count_sample(puzzle: str, ones: int, rng: random.Random) -> str:
@@ -715,15 +730,34 @@ def _is_flip_answer(bits: str, cells: str) -> bool:
     )
 
 
-def _draw_flip(rng: random.Random, split: str) -> tuple[tuple, Example]:
-    bits = "".join(rng.choice("01") for _ in range(FLIP_BITS))
-    return ("flip", bits), Example(f"flip {bits}", _flip_sample(bits, rng))
+def _hide_sample(bits: str, rng: random.Random) -> str:
+    """The bits with one of them, drawn uniformly, replaced by ``*``."""
+    i = rng.randrange(len(bits))
+    return bits[:i] + "*" + bits[i + 1 :]
 
 
-def _parse_flip(prompt: str) -> str:
-    match = re.fullmatch(r"flip ([01]+)", prompt)
+def _is_hide_answer(bits: str, cells: str) -> bool:
+    return (
+        len(cells) == len(bits)
+        and cells.count("*") == 1
+        and all(c in (b, "*") for b, c in zip(bits, cells, strict=True))
+    )
+
+
+def _draw_bits(task: str, length: int, sample: Callable[[str, random.Random], str]) -> Callable[..., tuple]:
+    """The draw of a task whose prompt is ``task`` and random bits, and whose target ``sample`` makes."""
+
+    def draw(rng: random.Random, split: str) -> tuple[tuple, Example]:
+        bits = "".join(rng.choice("01") for _ in range(length))
+        return (task, bits), Example(f"{task} {bits}", sample(bits, rng))
+
+    return draw
+
+
+def _parse_bits(task: str, prompt: str) -> str:
+    match = re.fullmatch(rf"{task} ([01]+)", prompt)
     if not match:
-        raise ValueError(f"not a flip prompt: {prompt!r}")
+        raise ValueError(f"not a {task} prompt: {prompt!r}")
     return match[1]
 
 
@@ -737,5 +771,6 @@ _DRAW: dict[str, Callable[[random.Random, str], tuple[tuple, Example]]] = {
     "latin5": _draw_big("latin5"),
     "sudoku6": _draw_big("sudoku6"),
     "count": _draw_count,
-    "flip": _draw_flip,
+    "flip": _draw_bits("flip", FLIP_BITS, _flip_sample),
+    "hide": _draw_bits("hide", HIDE_BITS, _hide_sample),
 }

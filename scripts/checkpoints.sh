@@ -18,6 +18,7 @@ declare -A SOURCES=(
   [run12]="7f6a12cab94719d4732be7411811528dfd9a5298 benchmarks/checkpoints/run12"
   [run13]="097f53cb846820324ffeb8ee1d71f9ee962308d2 benchmarks/checkpoints/run13"
   [run15b]="1cc4d0aea52dbf3f53b20c2c7346ae7d78ebe1fe benchmarks/checkpoints/run15b"  # count learned, old tasks not restored (stop 31)
+  [run17]="52a7ceff754e4f6f4612839db8ea03b85cc660bf benchmarks/checkpoints/run17"  # restoring run from run15b: count kept, hide not learned, arith 81.5 % (stop 32)
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!SOURCES[@]}")

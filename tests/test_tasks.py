@@ -11,6 +11,7 @@ from lrd_plugin.tasks import (
     BIG_GRIDS,
     COUNT_CELLS,
     FLIP_BITS,
+    HIDE_BITS,
     MARKER,
     TASK_CHARS,
     TASKS,
@@ -171,13 +172,16 @@ def test_malformed_validity_prompts_are_named() -> None:
         score("path", "path 1.2 colors 3", "132")
 
 
-def test_count_and_flip_accept_every_valid_answer_and_only_those() -> None:
-    answers = {"".join(c) for c in itertools.product("012", repeat=4)}
+def test_count_flip_and_hide_accept_every_valid_answer_and_only_those() -> None:
+    answers = {"".join(c) for c in itertools.product("012*", repeat=4)}
     assert {a for a in answers if score("count", "count 1..0 ones 2", a)} == {"1100", "1010"}
     assert {a for a in answers if score("count", "count .0.. ones 1", a)} == {"1000", "0010", "0001"}
     assert not score("count", "count .0.. ones 1", "00010")  # five cells
     assert {a for a in answers if score("flip", "flip 0110", a)} == {"1110", "0010", "0100", "0111"}
     assert not score("flip", "flip 0110", "0110")  # nothing flipped
+    assert {a for a in answers if score("hide", "hide 0110", a)} == {"*110", "0*10", "01*0", "011*"}
+    assert not score("hide", "hide 0110", "0110")  # nothing hidden
+    assert not score("hide", "hide 0110", "0 1 1 * 0")  # five cells
     # the rare cell is drawn uniformly among the open ones, and every generated prompt has one left
     examples = generate_examples("count", "train", 2000, seed=0)
     assert all(p.endswith(" ones 1") and t.count("1") == 1 and p.count(".") >= 11 for p, t in examples)
@@ -185,11 +189,14 @@ def test_count_and_flip_accept_every_valid_answer_and_only_those() -> None:
     flips = generate_examples("flip", "train", 2000, seed=0)
     flipped = {next(i for i, (a, b) in enumerate(zip(p.split()[1], t, strict=True)) if a != b) for p, t in flips}
     assert len(flipped) == FLIP_BITS
-    # 200 held-out prompts exist for both (the test split holds no duplicate)
-    assert len(generate_examples("count", "test", 200)) == len(generate_examples("flip", "test", 200)) == 200
+    hides = generate_examples("hide", "train", 2000, seed=0)
+    assert all(t.count("*") == 1 and score("hide", p, t) for p, t in hides)
+    assert len({t.index("*") for _, t in hides}) == HIDE_BITS
+    # 200 held-out prompts exist for each (the test split holds no duplicate)
+    assert {len(generate_examples(task, "test", 200)) for task in ("count", "flip", "hide")} == {200}
 
 
-def test_malformed_count_and_flip_prompts_are_named() -> None:
+def test_malformed_count_flip_and_hide_prompts_are_named() -> None:
     with pytest.raises(ValueError, match="not a count prompt"):
         score("count", "count 12.. ones 2", "1100")
     with pytest.raises(ValueError, match="no answer"):
@@ -198,6 +205,8 @@ def test_malformed_count_and_flip_prompts_are_named() -> None:
         score("count", "count 1... ones 5", "1111")  # more ones than cells
     with pytest.raises(ValueError, match="not a flip prompt"):
         score("flip", "flip 0120", "0110")
+    with pytest.raises(ValueError, match="not a hide prompt"):
+        score("hide", "hide 01*0", "0110")
 
 
 def test_big_grid_solver_counts_known_totals_and_matches_brute_force() -> None:
