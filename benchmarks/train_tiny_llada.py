@@ -331,8 +331,8 @@ def main() -> None:
     if unknown:
         parser.error(f"--task-mix names unknown tasks {sorted(unknown)}")
     full_tasks = {task for task in args.full_attention_tasks.split(",") if task}
-    if full_tasks - set(task_mix):
-        parser.error(f"--full-attention-tasks names tasks not in --task-mix: {sorted(full_tasks - set(task_mix))}")
+    if outside := full_tasks - set(task_mix):
+        parser.error(f"--full-attention-tasks names tasks not in --task-mix: {sorted(outside)}")
     if set(attention_mix) - {"full", "block"}:
         parser.error(f"--attention-mix patterns must be full or block, got {sorted(attention_mix)}")
     attentions = [name for name in ("full", "block") if attention_mix.get(name, 0) > 0]

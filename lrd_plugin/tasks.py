@@ -62,6 +62,8 @@ SPLITS = ("train", "test")
 MARKER = "####"
 TEST_BUCKETS = 10  # one hash bucket in ten is the test split
 TASK_CHARS = string.ascii_letters + string.digits + " .,?=+-*/#[]():;%"
+# the tasks answered by a row of cells, and what the row may hold
+CELL_PATTERNS = {"path": r"\d+", "count": r"\d+", "flip": r"\d+", "hide": r"[\d*]+"}
 
 
 class Example(NamedTuple):
@@ -112,12 +114,9 @@ def extract_answer(task: str, text: str) -> str | None:
     if task in GRID_CELLS:
         digits = "".join(c for c in text if c.isdigit())
         return digits if len(digits) == GRID_CELLS[task] else None
-    if task in ("path", "count", "flip"):
+    if task in CELL_PATTERNS:
         compact = text.replace(" ", "")
-        return compact if re.fullmatch(r"\d+", compact) else None
-    if task == "hide":
-        compact = text.replace(" ", "")
-        return compact if re.fullmatch(r"[\d*]+", compact) else None
+        return compact if re.fullmatch(CELL_PATTERNS[task], compact) else None
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     if MARKER not in text:

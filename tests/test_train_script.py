@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_tiny_llada.py"
-TINY = ["--threads", "1", "--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--mlp-hidden-size", "64"]
-TINY += ["--no-bf16"]
+TINY = ["--threads", "1", "--no-bf16", "--d-model", "32", "--n-heads", "2", "--n-layers", "1"]
+TINY += ["--mlp-hidden-size", "64"]
 
 
 def train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
