@@ -40,7 +40,7 @@ def kl_divergence(logp: Tensor, logq: Tensor) -> Tensor:
     tau = 0 ("never stop on KL") fire.
     """
     p = logp.exp()
-    return torch.where(p > 0, p * (logp - logq), torch.zeros((), device=p.device)).sum(dim=-1).clamp_min(0.0)
+    return torch.where(p > 0, p * (logp - logq), 0.0).sum(dim=-1).clamp_min(0.0)
 
 
 def mixing_weight(ent: Tensor, vocab_size: int, r_f: float, alpha_form: str) -> Tensor:
@@ -58,7 +58,7 @@ def nucleus(probs: Tensor, top_p: float, cap: int) -> tuple[Tensor, Tensor]:
     """
     values, ids = probs.topk(min(cap, probs.shape[-1]), dim=-1)
     mass_before = values.cumsum(dim=-1) - values
-    weights = torch.where(mass_before < top_p, values, torch.zeros((), device=values.device))
+    weights = torch.where(mass_before < top_p, values, 0.0)
     return ids, weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(weights.dtype).tiny)
 
 
@@ -91,26 +91,26 @@ class MixtureRecipe:
         used = max(1, int((self.weights > 0).sum(dim=-1).max()))
         return self.ids[..., :used], self.weights[..., :used]
 
-    def embed(self, table: Tensor, mask_id: int, first_row: int = 0) -> Tensor:
-        """fp32 share of the mixture carried by rows ``[first_row, first_row + len(table))`` of the
-        embedding; with the whole table (``first_row=0``) it is the mixture itself. Shares of
-        disjoint row ranges that cover the vocabulary sum to the whole mixture."""
+    def embed(self, table: Tensor, mask_id: int, first_row: int | None = None) -> Tensor:
+        """fp32 mixture over the whole embedding `table` (``first_row=None``), or the share of it
+        carried by rows ``[first_row, first_row + len(table))`` when `table` is one shard of it.
+        Shares of disjoint row ranges that cover the vocabulary sum to the whole mixture."""
         rows = table.shape[0]
         ids, weights = self._used_columns()
-        local = ids - first_row
-        inside = (local >= 0) & (local < rows)
-        weights = torch.where(inside, weights, torch.zeros((), device=weights.device))
+        if first_row is not None:  # a shard: only the ids it holds, at their local rows
+            local = ids - first_row
+            inside = (local >= 0) & (local < rows)
+            weights = torch.where(inside, weights, 0.0)
+            ids = local.clamp(0, rows - 1)
         k = ids.shape[-1]
         expected = F.embedding_bag(
-            local.clamp(0, rows - 1).reshape(-1, k),
-            table,
-            per_sample_weights=weights.reshape(-1, k).to(table.dtype),
-            mode="sum",
+            ids.reshape(-1, k), table, per_sample_weights=weights.reshape(-1, k).to(table.dtype), mode="sum"
         ).float()
         alpha = self.alpha.reshape(-1, 1).float()
         mixed = alpha * expected
-        if first_row <= mask_id < first_row + rows:
-            mixed = (1.0 - alpha) * table[mask_id - first_row].float() + mixed
+        first = first_row or 0
+        if first <= mask_id < first + rows:
+            mixed = (1.0 - alpha) * table[mask_id - first].float() + mixed
         return mixed.reshape(*self.alpha.shape, table.shape[1])
 
 
@@ -146,6 +146,5 @@ def mixture_embeddings(
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of `values` over the True positions of `mask` per row (0 for a row with none)."""
-    count = mask.sum(dim=-1)
-    total = torch.where(mask, values, torch.zeros((), device=values.device)).sum(dim=-1)
-    return torch.where(count > 0, total / count.clamp_min(1), torch.zeros((), device=values.device))
+    total = torch.where(mask, values, 0.0).sum(dim=-1)
+    return total / mask.sum(dim=-1).clamp_min(1)  # a row with none: 0 / 1

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+ROUNDING = 1e-6  # fp32 probabilities near 1 differ by ~1e-7 between two ways of computing them
+
 
 def sure_commits(confidence: Tensor, candidates: Tensor, threshold: float) -> Tensor:
     """Phase 1's commits with ``refine_commit="sure"``: every candidate whose confidence reaches the
@@ -71,6 +73,18 @@ def sequence_finished(rule: str, decoding: Tensor, kl_window: Tensor, tau: float
     """[B] sequences whose whole answer the sequence-scope stop has just finished."""
     fired = decoding if rule == "per_position" else decoding & (kl_window < tau)
     return fired & ~left_open.any(dim=-1)
+
+
+def stop_within_engine(
+    policy: str, threshold: float, temperature: float, rule: str, gate: float, stable_slack: float
+) -> bool:
+    """Whether, inside the block, the early stop can only commit what the engine's threshold rule
+    commits on the same forward anyway: greedy decoding, the ``per_position`` stop, its gate above the
+    threshold and no `stable_commits`. A position that is >= `gate` confident is then > `threshold`
+    confident, and the threshold rule commits every such position. Where the window is the block
+    (Fast-dLLM's dual cache, SGLang), the block's KL then drives no decision, and a step can skip it."""
+    above = gate >= threshold + ROUNDING  # room for the engine's own rounding of the same probability
+    return policy == "threshold" and temperature == 0 and rule == "per_position" and above and stable_slack == 0
 
 
 def positions_in_block(width: int, block_length: int, device: torch.device) -> Tensor:

@@ -27,6 +27,7 @@ capped and every Phase-2 forward commits at least one token (the fixed schedule 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -110,7 +111,21 @@ class LRDSampler:
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id
-        self.needs_kl = config.refinement or config.early_stop or track_kl  # stable_slack acts under early_stop
+        refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
+        self.refines = refines  # a block starts in Phase 1
+        self.needs_kl = refines or config.early_stop or track_kl  # stable_slack acts under early_stop
+        # a window that is the block: nothing reads its KL when the stop only repeats the engine's rule
+        self.block_kl_idle = not (refines or track_kl) and (
+            not config.early_stop
+            or rules.stop_within_engine(
+                config.policy,
+                config.threshold,
+                config.temperature,
+                config.early_stop_rule,
+                config.early_stop_confidence,
+                config.stable_slack,
+            )
+        )
 
     def max_forwards_per_block(self, block_length: int) -> int:
         """Upper bound on forwards spent on one block (the loop's termination bound)."""
@@ -133,8 +148,7 @@ class LRDSampler:
         runs = open_block.any(dim=-1) if active is None else open_block.any(dim=-1) & active
         cfg = self.config
         # Phase 1 that commits with the engine's own rule is Phase 2 by another name: start there
-        refines = cfg.refinement and cfg.max_refine_steps > 0 and cfg.phase1_commits != "engine"
-        start = Phase.REFINE if refines else Phase.DECODE
+        start = Phase.REFINE if self.refines else Phase.DECODE
         phase = torch.where(runs, int(start), int(Phase.DONE))
         schedule = None
         if cfg.policy == "low_confidence":
@@ -189,14 +203,11 @@ class LRDSampler:
 
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
-        kl_block, kl_window, kl_pos = self._kl(state.prev_logp, tracked, open_window, n)
+        kl_idle = (self.block_kl_idle and open_window.shape[1] == n) or not self.needs_kl
+        kl_block, kl_window, kl_pos = self._kl(None if kl_idle else state.prev_logp, tracked, open_window, n)
         state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
 
-        refining = active & (state.phase == Phase.REFINE) & ~(kl_block < cfg.tau_refine)
-        refining &= state.refine_steps < cfg.max_refine_steps
-        decoding = active & ~refining
-        state.phase = torch.where(decoding, int(Phase.DECODE), state.phase)
-        state.refine_steps += refining.long()
+        refining, decoding = self._advance_phase(state, active, kl_block)
         state.forwards += active.long()
 
         ent_block = mixture.entropy(logp[:, :n]) if cfg.mixing or cfg.policy == "lowest_entropy" else None
@@ -216,7 +227,7 @@ class LRDSampler:
             commit[:, :n] |= rules.sure_commits(confidence[:, :n], open_block & refining.unsqueeze(-1), cfg.threshold)
         state.decode_steps += decoding.long()
 
-        if cfg.early_stop:
+        if cfg.early_stop and not kl_idle:
             # the composed mode lets settled positions commit in Phase 1 too: only the unsettled refine
             settling = active if cfg.commits_in_refinement else decoding
             left_open = open_window & ~commit
@@ -249,7 +260,7 @@ class LRDSampler:
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
         state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
         # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
-        state.prev_logp = tracked if self.needs_kl else None
+        state.prev_logp = None if kl_idle else tracked
         if cfg.mixing and mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
             state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
         elif cfg.mixing:
@@ -259,6 +270,20 @@ class LRDSampler:
             if self.embedding is not None:
                 state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
         return commit
+
+    def _advance_phase(self, state: BlockState, active: Tensor, kl_block: Tensor) -> tuple[Tensor, Tensor]:
+        """Which active sequences refine on this forward and which decode; Phase 1 ends once the
+        block's KL is < tau_refine or max_refine_steps forwards have refined. A sampler that never
+        refines (``refine_commit="engine"``, refinement off) decodes every active sequence."""
+        if not self.refines:
+            return torch.zeros_like(active), active
+        cfg = self.config
+        refining = active & (state.phase == Phase.REFINE) & ~(kl_block < cfg.tau_refine)
+        refining &= state.refine_steps < cfg.max_refine_steps
+        decoding = active & ~refining
+        state.phase = torch.where(decoding, int(Phase.DECODE), state.phase)
+        state.refine_steps += refining.long()
+        return refining, decoding
 
     def _engine_step(self, state: BlockState, logits: Tensor, select: Select) -> Tensor:
         """`step` with every LRD feature off on an engine's own rule: only the rule runs (no
@@ -285,7 +310,8 @@ class LRDSampler:
         """Shape, then NaN or +inf in the first `width` positions (all by default), found with one
         reduction: a row's max is NaN or +inf iff the row holds one (or is -inf throughout)."""
         self._check_shape(state, logits)
-        if not bool(torch.isfinite(logits[:, :width].amax(dim=-1)).all()):
+        # a sum in fp64 cannot overflow from finite fp32/bf16 maxima, and NaN or inf survives it
+        if not math.isfinite(logits[:, :width].amax(dim=-1).sum(dtype=torch.float64)):
             raise ValueError(BAD_LOGITS)
 
     def _check_shape(self, state: BlockState, logits: Tensor) -> None:

@@ -211,3 +211,25 @@ def test_lookahead_reference_is_the_last_full_forward_of_the_block():
     look.step(torch.full((1, 4), MASK), logits, 8)
     assert torch.equal(look.reference(10, 12), mixture.log_probs(logits, MASK)[:, 2:4])
     assert look.reference(6, 8) is None and look.reference(11, 13) is None
+
+
+def test_the_stop_is_within_the_engine_only_above_its_threshold_and_greedy():
+    """The default stop (per position, gate 0.999) under threshold 0.9 can only commit what the
+    threshold commits; a gate at or below the threshold, sampling, stable_slack or another rule can
+    commit more, so the KL is needed there."""
+    assert rules.stop_within_engine("threshold", 0.9, 0.0, "per_position", 0.999, 0.0)
+    assert not rules.stop_within_engine("threshold", 0.9, 0.0, "per_position", 0.9, 0.0)
+    assert not rules.stop_within_engine("threshold", 0.9, 1.0, "per_position", 0.999, 0.0)
+    assert not rules.stop_within_engine("threshold", 0.9, 0.0, "per_position", 0.999, 2.0)
+    assert not rules.stop_within_engine("threshold", 0.9, 0.0, "paper", 0.999, 0.0)
+    assert not rules.stop_within_engine("factor", 0.9, 0.0, "per_position", 0.999, 0.0)
+
+
+def test_a_block_window_under_the_default_keeps_no_prediction_for_a_kl():
+    """Dual cache / SGLang shape (the window is the block): the default under threshold 0.9 keeps no
+    previous prediction; with later positions in the window (the prefix cache's sequence stop) it does."""
+    sampler = LRDSampler(LRDConfig(policy="threshold", threshold=0.9), torch.randn(8, 4), 7)
+    for width, kept in ((3, False), (5, True)):
+        state = sampler.init_block(torch.full((1, width), 7), 3)
+        sampler.step(state, torch.randn(1, width, 8))
+        assert (state.prev_logp is not None) == kept

@@ -243,3 +243,43 @@ def test_the_engine_fast_path_refuses_nan_logits():
     logits[0, 1, 2] = torch.nan
     with pytest.raises(ValueError, match="NaN or \\+inf logits"):
         sampler.step(state, logits, select=select)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    cfg=configs,
+    seed=st.integers(0, 2**16),
+    batch=st.integers(1, 3),
+    block=st.integers(1, 6),
+    suffix=st.sampled_from([0, 0, 3]),
+    scale=st.floats(0.1, 12.0),
+    engine=st.booleans(),
+)
+def test_a_step_that_skips_the_block_kl_decodes_as_the_full_step(cfg, seed, batch, block, suffix, scale, engine):
+    """Where nothing reads the block's KL (`rules.stop_within_engine`: the stop only repeats the
+    threshold rule), `step` skips the KL and the stop; the full step (forced by tracking the KL)
+    commits the same tokens in the same forwards, for every config, with or without an engine rule."""
+    cfg = _fix_schedule(cfg, block)
+
+    def select(logits, candidates, tokens, decode_step):
+        confidence, proposals = logits.softmax(dim=-1).max(dim=-1)
+        return proposals, policies.threshold(confidence, candidates, cfg.threshold)
+
+    rule = select if engine and cfg.policy == "threshold" else None
+    emb = torch.randn(VOCAB, 8, generator=torch.Generator().manual_seed(seed))
+    lean, full = (LRDSampler(cfg, emb, MASK, track_kl=track) for track in (False, True))
+    g = torch.Generator().manual_seed(seed)
+    draws = [torch.Generator().manual_seed(seed + 1) for _ in range(2)]
+    states = [s.init_block(torch.full((batch, block + suffix), MASK), block) for s in (lean, full)]
+    settled = torch.randn(batch, block + suffix, VOCAB, generator=g) * scale  # small steps: the stop fires
+    for _ in range(lean.max_forwards_per_block(block)):
+        if states[0].done:
+            break
+        logits = settled + 0.05 * torch.randn(settled.shape, generator=g)
+        commits = [
+            s.step(state, logits, draw, select=rule) for s, state, draw in zip((lean, full), states, draws, strict=True)
+        ]
+        assert torch.equal(commits[0], commits[1])
+        for name in ("tokens", "phase", "forwards", "decode_steps", "refine_steps", "early_stopped"):
+            assert torch.equal(getattr(states[0], name), getattr(states[1], name)), name
+    assert states[0].done and states[1].done

@@ -189,7 +189,7 @@ def embed_mixture(recipe: MixtureRecipe, embed: Any, mask_id: int) -> Tensor:
     """Mixture embeddings from the engine's embedding layer; with a vocabulary-parallel layer each
     rank computes its shard's share and the shares are summed across ranks."""
     table, first_row, tp_size = embedding_shard(embed)
-    mixed = recipe.embed(table, mask_id, first_row)
+    mixed = recipe.embed(table, mask_id, first_row if tp_size > 1 else None)
     if tp_size > 1:
         from sglang.srt.distributed import tensor_model_parallel_all_reduce
 
