@@ -2,7 +2,8 @@
 
     FAST_DLLM_ROOT=/path/to/Fast-dLLM .venv-tf4/bin/python benchmarks/fast_dllm_v2_composed.py \\
         [--model DIR] [--tasks arith,list,sudoku] [--gen-lengths 64,128,256] [--n 200] [--batch-size 8] \\
-        [--use-block-cache] [--small-block-size 8] [--threshold 0.9] [--out benchmarks/results/fast_dllm_v2]
+        [--use-block-cache] [--small-block-size 8] [--threshold 0.9] [--variants "fast-dllm v2;..."] \\
+        [--out benchmarks/results/fast_dllm_v2]
 
 A model in this project's LLaDA format (default: the embedded one; for meaningful accuracy, one trained
 with block-diffusion attention) is wrapped in `V2BlockModel`, which speaks v2's forward protocol, and
@@ -86,7 +87,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fast_dllm_v2"))
+    parser.add_argument(
+        "--variants", default=";".join(VARIANTS), help=f"';'-separated list of {list(VARIANTS)} (fast-dllm v2 first)"
+    )
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.variants.split(";") if name.strip()]
+    unknown = [name for name in chosen if name not in VARIANTS]
+    if unknown or "fast-dllm v2" not in chosen:
+        raise SystemExit(f"--variants must name fast-dllm v2 and only these: {list(VARIANTS)}; got {chosen}")
+    variants = {name: VARIANTS[name] for name in chosen}
     torch.set_num_threads(args.threads)
 
     functions = enable_v2()
@@ -109,7 +118,7 @@ def main() -> None:
     for task in args.tasks.split(","):
         examples = sorted(generate_examples(task, "test", args.n, seed=0), key=lambda e: len(e.prompt))
         for gen_length in map(int, args.gen_lengths.split(",")):
-            totals = {name: {"correct": 0, "forwards": 0, "seconds": 0.0} for name in VARIANTS}
+            totals = {name: {"correct": 0, "forwards": 0, "seconds": 0.0} for name in variants}
             for first in range(0, len(examples), args.batch_size):
                 batch = examples[first : first + args.batch_size]
                 encoded = [tokenizer.encode(e.prompt) for e in batch]
@@ -118,7 +127,7 @@ def main() -> None:
                 for row, tokens in enumerate(encoded):
                     ids[row, : len(tokens)] = torch.tensor(tokens)
                 seq_len = torch.tensor(lengths, device=args.device)
-                for name, extra in VARIANTS.items():
+                for name, extra in variants.items():
                     function = original if not extra else switched
                     counter.forwards = 0
                     start = time.perf_counter()
@@ -162,21 +171,24 @@ def markdown(records: list[dict[str, Any]]) -> str:
     lines = [
         "| task | gen | Fast-dLLM v2 acc, forwards | +LRD (default stop): Δ acc, forwards, speedup | "
         "+LRD (no early stop): Δ acc, forwards, speedup | +LRD (composed, slack 2): Δ acc, forwards, speedup | "
+        "+LRD (Phase 1 commits the sure only): Δ acc, forwards, speedup | "
         "+LRD (Phase 1 commits nothing): Δ acc, forwards, speedup | plugin overhead, LRD off |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (task, gen), v in by_key.items():
-        base, off = v["fast-dllm v2"], v["plugin, LRD off"]
+        base, off = v["fast-dllm v2"], v.get("plugin, LRD off")
         cells = [
             f"{100 * (v[name]['accuracy'] - base['accuracy']):+.1f}, {v[name]['forwards']:.1f}, "
             f"{base['wall_s'] / v[name]['wall_s']:.2f}x"
+            if name in v
+            else "–"
             for name in COMPARED
         ]
-        overhead = 100 * (off["wall_s"] / base["wall_s"] - 1)
+        overhead = "–" if off is None else f"{100 * (off['wall_s'] / base['wall_s'] - 1):+.1f} %"
         lines.append(
             f"| {task} | {gen} | {100 * base['accuracy']:.1f}, {base['forwards']:.1f} | "
             + " | ".join(cells)
-            + f" | {overhead:+.1f} % |"
+            + f" | {overhead} |"
         )
     return "\n".join(lines) + "\n"
 
