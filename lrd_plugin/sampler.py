@@ -111,20 +111,17 @@ class LRDSampler:
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id
-        refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
-        self.refines = refines  # a block starts in Phase 1
-        self.needs_kl = refines or config.early_stop or track_kl  # stable_slack acts under early_stop
+        # a block starts in Phase 1 (with the engine's rule, Phase 1 is Phase 2 by another name)
+        self.refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
+        self.needs_kl = self.refines or config.early_stop or track_kl  # stable_slack acts under early_stop
         # a window that is the block: nothing reads its KL when the stop only repeats the engine's rule
-        self.block_kl_idle = not (refines or track_kl) and (
-            not config.early_stop
-            or rules.stop_within_engine(
-                config.policy,
-                config.threshold,
-                config.temperature,
-                config.early_stop_rule,
-                config.early_stop_confidence,
-                config.stable_slack,
-            )
+        self.block_kl_idle = not (self.refines or track_kl) and rules.stop_within_engine(
+            config.policy,
+            config.threshold,
+            config.temperature,
+            config.early_stop_rule,
+            config.early_stop_confidence,
+            config.stable_slack,
         )
 
     def max_forwards_per_block(self, block_length: int) -> int:
@@ -147,7 +144,6 @@ class LRDSampler:
         open_block = window[:, :block_length] == self.mask_id
         runs = open_block.any(dim=-1) if active is None else open_block.any(dim=-1) & active
         cfg = self.config
-        # Phase 1 that commits with the engine's own rule is Phase 2 by another name: start there
         start = Phase.REFINE if self.refines else Phase.DECODE
         phase = torch.where(runs, int(start), int(Phase.DONE))
         schedule = None
@@ -259,7 +255,7 @@ class LRDSampler:
         state.tokens = torch.where(commit, x0, state.tokens)
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
         state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
-        # The base sampler (refinement and early stop off) never reads the KL: skip its cost.
+        # keep this prediction only where a later KL reads it
         state.prev_logp = None if kl_idle else tracked
         if cfg.mixing and mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
             state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
