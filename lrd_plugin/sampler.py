@@ -75,7 +75,7 @@ class BlockState:
     forwards: Tensor = field(default=None)  # type: ignore[assignment]
     early_stopped: Tensor = field(default=None)  # type: ignore[assignment]
     finished_sequence: Tensor = field(default=None)  # type: ignore[assignment]
-    kl_trace: list[Tensor] = field(default_factory=list)  # per step [B] block KL, NaN if idle
+    kl_trace: list[Tensor] = field(default_factory=list)  # per step [B] block KL, NaN if idle (track_kl only)
 
     def __post_init__(self) -> None:
         batch, device = self.tokens.shape[0], self.tokens.device
@@ -101,7 +101,8 @@ class LRDSampler:
     def __init__(self, config: LRDConfig, embedding: Tensor | None, mask_id: int, *, track_kl: bool = False) -> None:
         """`embedding` is the [vocab, dim] input table; None leaves embedding to the engine, which then
         reads each step's `state.recipe` (e.g. to embed a vocabulary-sharded table shard by shard).
-        `track_kl` measures the KL even when no decision needs it (for a KL trace of a base run)."""
+        `track_kl` measures the KL even when no decision needs it and records it in
+        `BlockState.kl_trace` (a KL trace of a base run); without it the trace stays empty."""
         if not isinstance(config, LRDConfig):
             raise TypeError(f"config must be an LRDConfig (e.g. LRDConfig.from_dict(...)), got {type(config).__name__}")
         if embedding is not None and (not isinstance(embedding, Tensor) or embedding.dim() != 2):
@@ -111,6 +112,7 @@ class LRDSampler:
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id
+        self.track_kl = track_kl
         # a block starts in Phase 1 (with the engine's rule, Phase 1 is Phase 2 by another name)
         self.refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
         self.needs_kl = self.refines or config.early_stop or track_kl  # stable_slack acts under early_stop
@@ -200,8 +202,12 @@ class LRDSampler:
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
         kl_idle = (self.block_kl_idle and open_window.shape[1] == n) or not self.needs_kl
-        kl_block, kl_window, kl_pos = self._kl(None if kl_idle else state.prev_logp, tracked, open_window, n)
-        state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
+        # idle: no rule reads a KL on this step (the trace is off, nothing refines), so none is formed
+        kl_block = kl_window = kl_pos = None
+        if not kl_idle:
+            kl_block, kl_window, kl_pos = self._kl(state.prev_logp, tracked, open_window, n)
+        if self.track_kl:
+            state.kl_trace.append(kl_block.masked_fill(~active, torch.nan))
 
         refining, decoding = self._advance_phase(state, active, kl_block)
         state.forwards += active.long()
@@ -254,7 +260,7 @@ class LRDSampler:
 
         state.tokens = torch.where(commit, x0, state.tokens)
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
-        state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
+        state.phase = state.phase.masked_fill(active & ~still_open, int(Phase.DONE))
         # keep this prediction only where a later KL reads it
         state.prev_logp = None if kl_idle else tracked
         if cfg.mixing and mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
@@ -267,7 +273,7 @@ class LRDSampler:
                 state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
         return commit
 
-    def _advance_phase(self, state: BlockState, active: Tensor, kl_block: Tensor) -> tuple[Tensor, Tensor]:
+    def _advance_phase(self, state: BlockState, active: Tensor, kl_block: Tensor | None) -> tuple[Tensor, Tensor]:
         """Which active sequences refine on this forward and which decode; Phase 1 ends once the
         block's KL is < tau_refine or max_refine_steps forwards have refined. A sampler that never
         refines (``refine_commit="engine"``, refinement off) decodes every active sequence."""
@@ -277,28 +283,35 @@ class LRDSampler:
         refining = active & (state.phase == Phase.REFINE) & ~(kl_block < cfg.tau_refine)
         refining &= state.refine_steps < cfg.max_refine_steps
         decoding = active & ~refining
-        state.phase = torch.where(decoding, int(Phase.DECODE), state.phase)
+        state.phase = state.phase.masked_fill(decoding, int(Phase.DECODE))
         state.refine_steps += refining.long()
         return refining, decoding
 
     def _engine_step(self, state: BlockState, logits: Tensor, select: Select) -> Tensor:
         """`step` with every LRD feature off on an engine's own rule: only the rule runs (no
         prediction, KL or mixture is computed), so the plugin with LRD off costs what the engine's
-        step costs. Same commits and statistics as the full `step` (tests compare them)."""
-        n = state.block_length
-        self._check_logits(state, logits, width=n)
+        step costs. Same commits and statistics as the full `step` (tests compare them). All of it
+        runs once per forward, so it keeps to the few tensor operations the bookkeeping needs."""
+        n, width = state.block_length, state.tokens.shape[1]
+        self._check_logits(state, logits, width=None if n == width else n)
         active = state.active
-        state.kl_trace.append(torch.where(active, torch.inf, torch.nan))  # no KL is ever known here
-        state.forwards += active.long()
-        block = state.tokens[:, :n]
-        candidates = (block == self.mask_id) & active.unsqueeze(-1)
-        proposals, chosen = select(_without_mask(logits[:, :n], self.mask_id), candidates, block, state.decode_steps)
-        state.decode_steps += active.long()
+        block = state.tokens if n == width else state.tokens[:, :n]
+        open_block = block == self.mask_id
+        candidates = open_block & active.unsqueeze(-1)
+        block_logits = logits if n == width else logits[:, :n]
+        proposals, chosen = select(_without_mask(block_logits, self.mask_id), candidates, block, state.decode_steps)
+        steps = active.long()
+        state.forwards += steps
+        state.decode_steps += steps
+        chosen = chosen & candidates
+        tokens = torch.where(chosen, proposals, block)
+        state.phase = state.phase.masked_fill(active & ~(tokens == self.mask_id).any(dim=-1), int(Phase.DONE))
+        if n == width:
+            state.tokens = tokens
+            return chosen
+        state.tokens[:, :n] = tokens
         commit = torch.zeros_like(state.tokens, dtype=torch.bool)
-        commit[:, :n] = chosen & candidates
-        state.tokens[:, :n] = torch.where(commit[:, :n], proposals, block)
-        still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
-        state.phase = torch.where(active & ~still_open, int(Phase.DONE), state.phase)
+        commit[:, :n] = chosen
         return commit
 
     # --- pieces of a step ----------------------------------------------------------------------
@@ -307,7 +320,8 @@ class LRDSampler:
         reduction: a row's max is NaN or +inf iff the row holds one (or is -inf throughout)."""
         self._check_shape(state, logits)
         # a sum in fp64 cannot overflow from finite fp32/bf16 maxima, and NaN or inf survives it
-        if not math.isfinite(logits[:, :width].amax(dim=-1).sum(dtype=torch.float64)):
+        checked = logits if width is None else logits[:, :width]
+        if not math.isfinite(checked.amax(dim=-1).sum(dtype=torch.float64)):
             raise ValueError(BAD_LOGITS)
 
     def _check_shape(self, state: BlockState, logits: Tensor) -> None:

@@ -119,7 +119,7 @@ def lrd_generate(
                 ).logits
             forwards += 1
             nfe += 1
-            if state.done:  # 24cc59e's extra cached forward: its result commits nothing
+            if legacy and state.done:  # 24cc59e's extra cached forward: its result commits nothing
                 continue
             sampler.step(state, logits, select=select)
             x[:, start:window_end] = state.tokens

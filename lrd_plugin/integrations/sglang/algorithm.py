@@ -7,6 +7,8 @@ round), the KV cache and the batching; this class only translates between them a
   ``req.dllm_algo_state`` and drops it when the block is reported done.
 - `step` hands each request's block logits to `LRDSampler.step`, which commits through SGLang's
   `LowConfidence` rule (`low_confidence`), and writes the commits into ``forward_batch.input_ids``.
+  With every LRD feature off nothing is carried between forwards, and the whole batch takes one
+  `LRDSampler.step` (`_batch_step`), as LowConfidence takes one step per batch.
 - `prepare_inputs` feeds the still-masked positions their mixture embeddings through
   ``replace_embeds`` / ``replace_positions``, which every forward path honours (a decode CUDA graph
   would ignore ``input_embeds``; ``replace_embeds`` makes SGLang run that forward eagerly). Under
@@ -57,6 +59,9 @@ class LRD(DllmAlgorithm):
         # No embedding table here: the engine's (possibly vocabulary-sharded) table is only reachable
         # through the model runner, in `prepare_inputs`.
         self.sampler = LRDSampler(self.lrd, None, config.mask_id)
+        # every LRD feature off: a step reads nothing from earlier forwards (the LowConfidence rule
+        # below ignores the step count), so the whole batch can take it at once with a fresh state
+        self.stateless = self.lrd.is_base_policy
 
     # --- launch and admission --------------------------------------------------------------------
     @classmethod
@@ -105,6 +110,8 @@ class LRD(DllmAlgorithm):
         logits = full_logits.view(batch, n, full_logits.shape[-1])
         input_ids = forward_batch.input_ids.view(batch, n)
         open_ = self._open_positions(forward_batch)
+        if self.stateless:
+            return self._batch_step(logits, input_ids, open_)
         has_open = open_.any(dim=1).tolist()  # one device sync per step, not one per request
         done = []
         for i, state in enumerate(states):
@@ -114,12 +121,22 @@ class LRD(DllmAlgorithm):
                 done.append(True)
                 continue
             if state.block is None:
-                state.block = self.sampler.init_block(self._block_tokens(input_ids[i], open_[i]), n)
+                state.block = self.sampler.init_block(self._block_tokens(input_ids[i : i + 1], open_[i : i + 1]), n)
             select = partial(self.low_confidence, logits[i : i + 1])
             commit = self.sampler.step(state.block, logits[i : i + 1], select=select)[0]
             input_ids[i] = torch.where(commit, state.block.tokens[0], input_ids[i])
             done.append(False)
         return done
+
+    def _batch_step(self, logits: Tensor, input_ids: Tensor, open_: Tensor) -> list[bool]:
+        """`step` with every LRD feature off: one `LRDSampler.step` over the whole batch, as
+        LowConfidence takes its step, instead of one per request (their cost grows with the batch).
+        Requests without an open position sit it out and are reported done, as in `step`."""
+        has_open = open_.any(dim=1)
+        block = self.sampler.init_block(self._block_tokens(input_ids, open_), self.block_size, active=has_open)
+        commit = self.sampler.step(block, logits, select=partial(self.low_confidence, logits))
+        input_ids.copy_(torch.where(commit, block.tokens, input_ids))
+        return (~has_open).tolist()
 
     def prepare_inputs(self, model_runner: Any, forward_batch: Any, states: list[Any]) -> None:
         recipes, positions = [], []
@@ -168,10 +185,10 @@ class LRD(DllmAlgorithm):
         return open_
 
     def _block_tokens(self, ids: Tensor, open_: Tensor) -> Tensor:
-        """[1, n] block for `LRDSampler`: a committed literal mask id becomes a stand-in token so the
+        """[b, n] blocks for `LRDSampler`: a committed literal mask id becomes a stand-in token so the
         sampler never reopens it (only committed positions are ever written back)."""
         stand_in = 0 if self.mask_id != 0 else 1
-        return torch.where((ids == self.mask_id) & ~open_, stand_in, ids).unsqueeze(0)
+        return torch.where((ids == self.mask_id) & ~open_, stand_in, ids)
 
 
 def embedding_shard(embed: Any) -> tuple[Tensor, int, int]:
