@@ -67,7 +67,8 @@ def measure(name: str, engine: Decode, plugin: Decode, prompts: list[Any], runs:
             (out_e, nfe_e), (out_p, nfe_p) = outputs["engine"], outputs["plugin"]
             if nfe_e != nfe_p or not _same(out_e, out_p):
                 raise SystemExit(f"{name}: the plugin with LRD off decoded differently from the engine (prompt {i})")
-            forwards += nfe_e if run == 0 else 0
+            if run == 0:
+                forwards += nfe_e
         ratios.append(totals["plugin"] / totals["engine"])
     ratios.sort()
     median = statistics.median(ratios)
@@ -192,7 +193,8 @@ def sglang_loops(n: int, runs: int) -> list[dict[str, Any]]:
     from lrd_plugin.models import LLaDAModel
 
     net, tokenizer = LLaDAModel.from_pretrained(DEFAULT_DIR).eval(), CharTokenizer.load(DEFAULT_DIR)
-    batches = [_prompts(tokenizer, n)[i * n : (i + 1) * n] for i in range(len(TASKS))]  # a task's prompts together
+    prompts = _prompts(tokenizer, n)
+    batches = [prompts[i * n : (i + 1) * n] for i in range(len(TASKS))]  # a task's prompts together
     records = []
     for fdfo in (False, True):
 
