@@ -4,7 +4,8 @@
         [--tasks arith,list,sudoku] [--gen-lengths 64,128,256] [--n 20] [--out benchmarks/results/fast_dllm]
 
 The embedded default is loaded into upstream's own ``LLaDAModelLM``; every prompt is decoded with
-upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (threshold 0.9 and factor
+upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (and ``generate``, the loop
+without a cache, with ``--caches none,prefix,dual``) (threshold 0.9 and factor
 1.0, block 32, batch 1 as in Fast-dLLM's evaluation scripts) five ways: upstream itself
 (``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise),
 LRD with the paper's early stop, LRD with the package's default early stop (``per_position``; over
@@ -35,7 +36,8 @@ from lrd_plugin.tasks import TASKS, generate_examples, score
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "lrd_plugin" / "default_model"
 RULES = {"threshold 0.9": {"threshold": 0.9}, "factor 1.0": {"factor": 1.0}}
-CACHES = {"prefix": "generate_with_prefix_cache", "dual": "generate_with_dual_cache"}
+CACHES = {"none": "generate", "prefix": "generate_with_prefix_cache", "dual": "generate_with_dual_cache"}
+DEFAULT_CACHES = ("prefix", "dual")  # the no-cache loop on request: a full forward per step
 VARIANTS = {
     "fast-dllm": {},
     "plugin (LRD off)": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
@@ -68,8 +70,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fast_dllm"))
     parser.add_argument("--model", type=Path, default=MODEL_DIR, help="a LLaDA-format model directory")
-    parser.add_argument("--caches", default=",".join(CACHES), help=f"comma list of {list(CACHES)}")
-    parser.add_argument("--rules", default=",".join(RULES), help=f"comma list of {list(RULES)}")
+    parser.add_argument("--caches", default=",".join(DEFAULT_CACHES), help=f"comma list of {list(CACHES)}")
+    parser.add_argument(
+        "--rules", default=",".join(RULES), help="comma list of 'threshold T' / 'factor F' (a sweep: several of each)"
+    )
     parser.add_argument(
         "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma list of {list(VARIANTS)} (fast-dllm first)"
     )
@@ -78,7 +82,7 @@ def main() -> None:
     if "fast-dllm" not in variants:
         raise SystemExit("--variants must include fast-dllm (every other variant is measured against it)")
     caches = {name: CACHES[name] for name in _names(args.caches, CACHES, "--caches")}
-    chosen_rules = _names(args.rules, RULES, "--rules")
+    chosen_rules = {name.strip(): _rule(name) for name in args.rules.split(",") if name.strip()}
     torch.set_num_threads(args.threads)
 
     layout = detect_layout()
@@ -92,7 +96,7 @@ def main() -> None:
     model = modeling.LLaDAModelLM.from_pretrained(args.model, config=config).eval()
     tokenizer = CharTokenizer.load(args.model)
 
-    rules = {k: RULES[k] for k in chosen_rules if not (layout.legacy and "factor" in RULES[k])}
+    rules = {k: v for k, v in chosen_rules.items() if not (layout.legacy and "factor" in v)}
     records: list[dict[str, Any]] = []
     chosen_tasks = args.tasks.split(",") if args.tasks else learnt_tasks(TASKS, trained_tasks(args.model))
     for task in chosen_tasks:
@@ -141,6 +145,17 @@ def main() -> None:
     table = markdown(records)
     (args.out / "results.md").write_text(table)
     print(table)
+
+
+def _rule(name: str) -> dict[str, float]:
+    """'threshold 0.9' -> {"threshold": 0.9}; the values are checked by upstream's own functions' wrapper."""
+    words = name.split()
+    try:
+        if len(words) == 2 and words[0] in ("threshold", "factor"):
+            return {words[0]: float(words[1])}
+    except ValueError:
+        pass
+    raise SystemExit(f"--rules: {name.strip()!r} is not 'threshold T' or 'factor F' (e.g. 'threshold 0.9,factor 1.0')")
 
 
 def _names(text: str, allowed: dict[str, Any], flag: str) -> list[str]:

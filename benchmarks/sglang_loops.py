@@ -9,15 +9,20 @@ holds its EOS, as SGLang does) through `DllmAlgorithm.run` with the test harness
 (`integration_tests/sglang/harness.py`: the embedded default in its block-diffusion attention behind
 SGLang's `VocabParallelEmbedding` and input preparation, a per-request KV cache that keeps each
 block's last forward). Reported: accuracy (exact match, or validity for the constraint tasks),
-forwards per request (NFE, the final hard-token forward included), scheduler rounds. Timing
-is left out: this runner is not SGLang's.
+forwards per request (NFE, the final hard-token forward included), scheduler rounds, and the wall
+seconds of the whole batch (`seconds`: the harness's runner, not SGLang's, so it compares the
+algorithms' own work, not a server's latency). With `--wall-runs R` every task and length is served R
+times, the algorithms in turn forwards and backwards, and each row keeps every run's seconds
+(`seconds_runs`; `seconds` is their median): a wall ratio is read per run, in one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +75,9 @@ def main() -> None:
         action="store_true",
         help="end a request after the block that holds its EOS, as SGLang does (default: decode every block)",
     )
+    parser.add_argument(
+        "--wall-runs", type=int, default=1, help="serve each task this many times, order alternated (wall ratios)"
+    )
     parser.add_argument("--out", default="runs/sglang_loops.json")
     args = parser.parse_args()
     runs = RUNS
@@ -79,6 +87,8 @@ def main() -> None:
         if unknown or not wanted:
             raise SystemExit(f"--algorithms: unknown {unknown or 'empty list'}; allowed: {[r[0] for r in RUNS]}")
         runs = [run for run in RUNS if run[0] in wanted]
+    if args.wall_runs < 1:
+        raise SystemExit(f"--wall-runs must be >= 1, got {args.wall_runs}")
     lengths = [int(text) for text in args.gen_lengths.split(",") if text.strip()]
     if not lengths or any(length <= 0 or length % BLOCK for length in lengths):
         raise SystemExit(f"--gen-lengths must be positive multiples of {BLOCK}, got {args.gen_lengths!r}")
@@ -89,21 +99,31 @@ def main() -> None:
         examples = tasks.generate_examples(task, "test", args.n)
         prompts = [tokenizer.encode(ex.prompt) for ex in examples]
         for length in lengths:
-            for name, cls, settings in runs:
-                config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
-                runner = TinyModelRunner(net, BLOCK)
-                requests = [Request(f"r{i}", p, length // BLOCK, eos=eos) for i, p in enumerate(prompts)]
-                rounds = serve(cls(config), runner, requests)
-                correct = sum(
-                    tasks.score(task, ex.prompt, tokenizer.decode(r.output))
-                    for ex, r in zip(examples, requests, strict=True)
-                )
-                nfe = sum(runner.forwards_of(r.rid) for r in requests) / len(requests)
-                accuracy = correct / len(examples)
-                row = {"task": task, "gen_length": length, "algorithm": name, "accuracy": accuracy}
-                rows.append(row | {"nfe": nfe, "rounds": rounds})
+            found: dict[str, dict] = {}
+            for run in range(args.wall_runs):
+                for name, cls, settings in runs if run % 2 == 0 else runs[::-1]:
+                    config = DllmConfig(cls.__name__, settings, BLOCK, tokenizer.mask_id, len(examples), not args.sync)
+                    runner = TinyModelRunner(net, BLOCK)
+                    requests = [Request(f"r{i}", p, length // BLOCK, eos=eos) for i, p in enumerate(prompts)]
+                    start = time.perf_counter()
+                    rounds = serve(cls(config), runner, requests)
+                    seconds = time.perf_counter() - start
+                    if name in found:  # a repeat for the wall time: the same decode again
+                        found[name]["seconds_runs"].append(seconds)
+                        continue
+                    correct = sum(
+                        tasks.score(task, ex.prompt, tokenizer.decode(r.output))
+                        for ex, r in zip(examples, requests, strict=True)
+                    )
+                    nfe = sum(runner.forwards_of(r.rid) for r in requests) / len(requests)
+                    row = {"task": task, "gen_length": length, "algorithm": name, "accuracy": correct / len(examples)}
+                    found[name] = row | {"nfe": nfe, "rounds": rounds, "seconds_runs": [seconds]}
+            for name, _, _ in runs:
+                row = found[name] | {"seconds": statistics.median(found[name]["seconds_runs"])}
+                rows.append(row)
                 print(
-                    f"{task:8s} {length:4d} {name:40s} acc {accuracy:6.1%}  NFE/request {nfe:6.2f}  rounds {rounds}",
+                    f"{task:8s} {length:4d} {name:40s} acc {row['accuracy']:6.1%}  NFE/request {row['nfe']:6.2f}  "
+                    f"rounds {row['rounds']}  {row['seconds']:6.2f} s",
                     flush=True,
                 )
     out = Path(args.out)

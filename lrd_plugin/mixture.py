@@ -28,19 +28,20 @@ def log_probs(logits: Tensor, mask_id: int) -> Tensor:
     return torch.log_softmax(logits, dim=-1)
 
 
-def entropy(logp: Tensor) -> Tensor:
-    """Shannon entropy in nats over the last axis (0 log 0 = 0)."""
-    return torch.special.entr(logp.exp()).sum(dim=-1)
+def entropy(logp: Tensor, probs: Tensor | None = None) -> Tensor:
+    """Shannon entropy in nats over the last axis (0 log 0 = 0); `probs` is ``logp.exp()`` if the
+    caller has it already."""
+    return torch.special.entr(logp.exp() if probs is None else probs).sum(dim=-1)
 
 
 def kl_divergence(logp: Tensor, logq: Tensor) -> Tensor:
     """KL(p || q) per position over the last axis; terms where p = 0 contribute nothing.
 
     Floored at 0: fp32 rounding of two nearly equal predictions can give -1e-8, which would let
-    tau = 0 ("never stop on KL") fire.
+    tau = 0 ("never stop on KL") fire. A term with p = 0 is 0 * (-inf) or 0 * finite: NaN or 0,
+    and `nansum` drops both; p > 0 where q = 0 stays +inf.
     """
-    p = logp.exp()
-    return torch.where(p > 0, p * (logp - logq), 0.0).sum(dim=-1).clamp_min(0.0)
+    return (logp.exp() * (logp - logq)).nansum(dim=-1).clamp_min(0.0)
 
 
 def mixing_weight(ent: Tensor, vocab_size: int, r_f: float, alpha_form: str) -> Tensor:
@@ -97,29 +98,39 @@ class MixtureRecipe:
         Shares of disjoint row ranges that cover the vocabulary sum to the whole mixture."""
         rows = table.shape[0]
         ids, weights = self._used_columns()
+        alpha = self.alpha.float().unsqueeze(-1)
+        weights = weights * alpha  # the nucleus carries alpha of the mixture, so one bag sums it
         if first_row is not None:  # a shard: only the ids it holds, at their local rows
             local = ids - first_row
             inside = (local >= 0) & (local < rows)
             weights = torch.where(inside, weights, 0.0)
             ids = local.clamp(0, rows - 1)
         k = ids.shape[-1]
-        expected = F.embedding_bag(
+        mixed = F.embedding_bag(
             ids.reshape(-1, k), table, per_sample_weights=weights.reshape(-1, k).to(table.dtype), mode="sum"
         ).float()
-        alpha = self.alpha.reshape(-1, 1).float()
-        mixed = alpha * expected
         first = first_row or 0
-        if first <= mask_id < first + rows:
-            mixed = (1.0 - alpha) * table[mask_id - first].float() + mixed
+        if first <= mask_id < first + rows:  # and the mask row the rest, 1 - alpha
+            row = mask_id - first
+            mixed = torch.addmm(mixed, (1.0 - alpha).reshape(-1, 1), table[row : row + 1].float())
         return mixed.reshape(*self.alpha.shape, table.shape[1])
 
 
 def mixture_recipe(
-    logp: Tensor, *, top_p: float, r_f: float, alpha_form: str, cap: int, ent: Tensor | None = None
+    logp: Tensor,
+    *,
+    top_p: float,
+    r_f: float,
+    alpha_form: str,
+    cap: int,
+    ent: Tensor | None = None,
+    probs: Tensor | None = None,
 ) -> MixtureRecipe:
-    """The Eq. 3-4 weights for predictions `logp` [..., V] (from `log_probs`)."""
-    ids, weights = nucleus(logp.exp(), top_p, cap)
-    ent = entropy(logp) if ent is None else ent
+    """The Eq. 3-4 weights for predictions `logp` [..., V] (from `log_probs`); `ent` and `probs`
+    (``logp.exp()``) when the caller has them already."""
+    probs = logp.exp() if probs is None else probs
+    ids, weights = nucleus(probs, top_p, cap)
+    ent = entropy(logp, probs) if ent is None else ent
     return MixtureRecipe(ids, weights, mixing_weight(ent, logp.shape[-1], r_f, alpha_form))
 
 

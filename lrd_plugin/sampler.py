@@ -212,7 +212,10 @@ class LRDSampler:
         refining, decoding = self._advance_phase(state, active, kl_block)
         state.forwards += active.long()
 
-        ent_block = mixture.entropy(logp[:, :n]) if cfg.mixing or cfg.policy == "lowest_entropy" else None
+        ent_block = probs_block = None
+        if cfg.mixing or cfg.policy == "lowest_entropy":
+            probs_block = logp[:, :n].exp()  # read by the entropy and by the nucleus
+            ent_block = mixture.entropy(logp[:, :n], probs_block)
         x0 = self.predict(logp, generator)
         confidence = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).exp()  # [B, W]
         candidates = open_block & decoding.unsqueeze(-1)
@@ -262,12 +265,18 @@ class LRDSampler:
         still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
         state.phase = state.phase.masked_fill(active & ~still_open, int(Phase.DONE))
         # keep this prediction only where a later KL reads it
-        state.prev_logp = None if kl_idle else tracked
+        state.prev_logp = None if kl_idle else self._latest_prediction(state.prev_logp, tracked, active)
         if cfg.mixing and mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
             state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
         elif cfg.mixing:
             state.recipe = mixture.mixture_recipe(
-                logp[:, :n], top_p=cfg.top_p, r_f=cfg.r_f, alpha_form=cfg.alpha_form, cap=cfg.nucleus_cap, ent=ent_block
+                logp[:, :n],
+                top_p=cfg.top_p,
+                r_f=cfg.r_f,
+                alpha_form=cfg.alpha_form,
+                cap=cfg.nucleus_cap,
+                ent=ent_block,
+                probs=probs_block,
             )
             if self.embedding is not None:
                 state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
@@ -338,6 +347,19 @@ class LRDSampler:
             )
 
     @staticmethod
+    def _latest_prediction(prev: Tensor | None, now: Tensor, active: Tensor) -> Tensor:
+        """The reference of the next KL: this forward's prediction for the sequences that took part in
+        it, and a finished sequence's own last one. A finished row still rides along in the batch's
+        forwards; its prediction there sees its final tokens, and keeping it would hand the next
+        block's first KL a reference the row alone never has (a sequence must decode the same alone
+        as in any batch). Where every row took part, nothing is selected (no host read off the CPU)."""
+        if prev is None or prev.shape != now.shape:
+            return now
+        if mixture.host_reads_are_free(active) and bool(active.all()):
+            return now
+        return torch.where(active[:, None, None], now, prev)
+
+    @staticmethod
     def _kl(prev: Tensor | None, logp: Tensor, open_window: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """Mean KL(p_t || p_{t-1}) over open positions of the block and of the tracked window, and
         the per-position KL over the window ([B, W], inf where nothing is tracked or known yet)."""
@@ -349,6 +371,8 @@ class LRDSampler:
         open_tracked = open_window[:, : per_pos.shape[1]]
         block = mixture.masked_mean(per_pos[:, :n], open_tracked[:, :n])
         window = mixture.masked_mean(per_pos, open_tracked)
+        if per_pos.shape[1] == width:
+            return block, window, per_pos
         untracked = torch.full((batch, width - per_pos.shape[1]), torch.inf, device=logp.device)
         return block, window, torch.cat((per_pos, untracked), dim=1)
 

@@ -89,6 +89,9 @@ def test_entropy_and_kl_match_their_definitions():
     assert mixture.entropy(p.log()).item() == pytest.approx(1.5 * math.log(2))
     assert mixture.kl_divergence(p.log(), q.log()).item() == pytest.approx(0.5 * math.log(2) + 0.0)
     assert mixture.kl_divergence(q.log(), q.log()).item() == 0.0
+    assert mixture.kl_divergence(p.log(), p.log()).item() == 0.0  # 0 log 0 - 0 log 0: no NaN
+    assert mixture.kl_divergence(q.log(), p.log()).item() == math.inf  # q puts mass where p has none
+    assert mixture.entropy(p.log(), p).item() == pytest.approx(1.5 * math.log(2))  # probs handed in
 
 
 def test_shares_of_disjoint_row_ranges_sum_to_the_mixture():

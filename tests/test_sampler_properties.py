@@ -109,6 +109,32 @@ def test_generate_batch_equals_per_sample_is_deterministic_and_bounded(
             assert alone.nfe == int(out.nfe_per_sequence[row])
 
 
+def test_a_row_that_finished_its_block_keeps_its_own_kl_reference():
+    """Regression (found by the property above): a row whose block is finished still rides along in
+    the batch's forwards. Its prediction there already sees its final tokens; kept as the reference of
+    the next block's first KL, it made that KL 0 and let the stable commits fire a forward earlier than
+    the row alone would (3 forwards in the batch, 4 alone, another token)."""
+    cfg = LRDConfig(
+        policy="lowest_entropy",
+        refinement=False,
+        mixing=False,
+        early_stop_rule="kl_gated",
+        early_stop_confidence=1.0,
+        tau_decode=1.0,
+        refine_commit="sure",  # Phase 1 commits, so a block's first KL reads the previous block's prediction
+        stable_slack=2.0,
+        threshold=0.0,
+    )
+    model = RandomField(VOCAB, 8, MASK, seed=1, sharpness=3.0, shift=1)
+    prompt = torch.randint(0, MASK, (3, 2), generator=torch.Generator().manual_seed(1))
+    kwargs = {"gen_length": 6, "block_length": 3, "config": cfg}
+    out = generate(model, prompt, **kwargs)
+    for row in range(3):
+        alone = generate(model, prompt[row : row + 1], **kwargs)
+        assert torch.equal(alone.sequences[0], out.sequences[row])
+        assert alone.nfe == int(out.nfe_per_sequence[row])
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
