@@ -7,7 +7,6 @@ applier's insert/remove logic is checked against an independent oracle.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.scripts import load_script
 
 APPLY = Path(__file__).resolve().parents[1] / "patches" / "apply.py"
 
@@ -50,12 +51,7 @@ def _sha(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def applier() -> ModuleType:
     """patches/ is not a package: load apply.py by path, as a user's script would."""
-    spec = importlib.util.spec_from_file_location("lrd_patch_apply", APPLY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_script(APPLY, "lrd_patch_apply")
 
 
 def _spec_dict(insertions: dict[str, list[dict]] = INSERTIONS) -> dict:
