@@ -4,9 +4,9 @@
         [--tasks arith,list,sudoku] [--gen-lengths 64,128,256] [--n 20] [--out benchmarks/results/fast_dllm]
 
 The embedded default is loaded into upstream's own ``LLaDAModelLM``; every prompt is decoded with
-upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (and ``generate``, the loop
-without a cache, with ``--caches none,prefix,dual``) (threshold 0.9 and factor
-1.0, block 32, batch 1 as in Fast-dLLM's evaluation scripts) five ways: upstream itself
+upstream's ``generate_with_prefix_cache`` / ``generate_with_dual_cache`` (``--caches none`` adds
+``generate``, the loop without a cache) under threshold 0.9 and factor 1.0 (``--rules``: any list of
+thresholds and factors), block 32, batch 1 as in Fast-dLLM's evaluation scripts, five ways: upstream itself
 (``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise),
 LRD with the paper's early stop, LRD with the package's default early stop (``per_position``; over
 the block on the dual cache, which predicts only the block), and LRD without early stop.
@@ -35,7 +35,7 @@ from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import TASKS, generate_examples, score
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "lrd_plugin" / "default_model"
-RULES = {"threshold 0.9": {"threshold": 0.9}, "factor 1.0": {"factor": 1.0}}
+DEFAULT_RULES = ("threshold 0.9", "factor 1.0")  # parsed by _rule, as any --rules entry
 CACHES = {"none": "generate", "prefix": "generate_with_prefix_cache", "dual": "generate_with_dual_cache"}
 DEFAULT_CACHES = ("prefix", "dual")  # the no-cache loop on request: a full forward per step
 VARIANTS = {
@@ -72,7 +72,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=MODEL_DIR, help="a LLaDA-format model directory")
     parser.add_argument("--caches", default=",".join(DEFAULT_CACHES), help=f"comma list of {list(CACHES)}")
     parser.add_argument(
-        "--rules", default=",".join(RULES), help="comma list of 'threshold T' / 'factor F' (a sweep: several of each)"
+        "--rules",
+        default=",".join(DEFAULT_RULES),
+        help="comma list of 'threshold T' / 'factor F' (a sweep: several of each)",
     )
     parser.add_argument(
         "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma list of {list(VARIANTS)} (fast-dllm first)"

@@ -45,7 +45,11 @@ def covers(candidate: list[Point], engine: list[Point]) -> bool:
 def accuracy_at(points: list[Point], nfe: float) -> float:
     """The accuracy the front of `points` reaches at `nfe` forwards, read linearly between its swept
     points (a threshold between two swept ones); -inf below its cheapest point."""
-    curve = front(points)
+    return _read(front(points), nfe)
+
+
+def _read(curve: list[Point], nfe: float) -> float:
+    """`accuracy_at` on a front already formed."""
     if nfe < curve[0][0]:
         return -float("inf")
     for (n1, a1), (n2, a2) in itertools.pairwise(curve):
@@ -56,7 +60,8 @@ def accuracy_at(points: list[Point], nfe: float) -> float:
 
 def covers_between(candidate: list[Point], engine: list[Point]) -> bool:
     """`covers` with the candidate's front read between its swept points (`accuracy_at`)."""
-    return all(accuracy_at(candidate, nfe) >= acc - 1e-9 for nfe, acc in engine)
+    curve = front(candidate)
+    return all(_read(curve, nfe) >= acc - 1e-9 for nfe, acc in engine)
 
 
 def tables(records: list[dict[str, Any]]) -> str:

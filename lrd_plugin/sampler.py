@@ -353,9 +353,7 @@ class LRDSampler:
         forwards; its prediction there sees its final tokens, and keeping it would hand the next
         block's first KL a reference the row alone never has (a sequence must decode the same alone
         as in any batch). Where every row took part, nothing is selected (no host read off the CPU)."""
-        if prev is None or prev.shape != now.shape:
-            return now
-        if mixture.host_reads_are_free(active) and bool(active.all()):
+        if prev is None or (mixture.host_reads_are_free(active) and bool(active.all())):
             return now
         return torch.where(active[:, None, None], now, prev)
 
