@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .config import LRDConfig
+
 ROUNDING = 1e-6  # fp32 probabilities near 1 differ by ~1e-7 between two ways of computing them
 
 
@@ -75,16 +77,24 @@ def sequence_finished(rule: str, decoding: Tensor, kl_window: Tensor, tau: float
     return fired & ~left_open.any(dim=-1)
 
 
-def stop_within_engine(
-    policy: str, threshold: float, temperature: float, rule: str, gate: float, stable_slack: float
-) -> bool:
-    """Whether, inside the block, the early stop can only commit what the engine's threshold rule
-    commits on the same forward anyway: greedy decoding, the ``per_position`` stop, its gate above the
-    threshold and no `stable_commits`. A position that is >= `gate` confident is then > `threshold`
-    confident, and the threshold rule commits every such position. Where the window is the block
-    (Fast-dLLM's dual cache, SGLang), the block's KL then drives no decision, and a step can skip it."""
-    above = gate >= threshold + ROUNDING  # room for the engine's own rounding of the same probability
-    return policy == "threshold" and temperature == 0 and rule == "per_position" and above and stable_slack == 0
+def stop_within_engine(config: LRDConfig, block_length: int) -> bool:
+    """Whether, inside a block of `block_length`, the early stop can only commit what the engine's
+    rule commits on the same forward anyway: greedy decoding, the ``per_position`` stop, no
+    `stable_commits`, and its gate at or above the lowest confidence the rule always commits. Under
+    ``threshold`` that is the threshold. Under ``factor`` f, the i-th most confident of N open
+    positions commits at confidence >= 1 - f / (i + 1) (the first always), so every position at or
+    above 1 - f / (N + 1) >= 1 - f / (block_length + 1) commits, with all more confident ones. Where the
+    window is the block (Fast-dLLM's dual cache, SGLang), the block's KL then drives no decision,
+    and a step can skip it."""
+    if config.policy == "threshold":
+        bar = config.threshold
+    elif config.policy == "factor":
+        bar = 1.0 - config.factor / (block_length + 1)
+    else:
+        return False
+    rule_only = config.temperature == 0 and config.early_stop_rule == "per_position" and config.stable_slack == 0
+    # room for the engine's own rounding of the same probability
+    return rule_only and config.early_stop_confidence >= bar + ROUNDING
 
 
 def positions_in_block(width: int, block_length: int, device: torch.device) -> Tensor:

@@ -90,6 +90,46 @@ class BlockState:
     def active(self) -> Tensor:
         return self.phase != Phase.DONE
 
+    @staticmethod
+    def regroup(parts: list[tuple[BlockState, Tensor]]) -> BlockState:
+        """One batch of the rows ``(state, row indices)`` of each part, in that order: an engine
+        whose requests reach their blocks at different forwards (SGLang's FDFO loop) still takes one
+        `step` per forward for them all. A row keeps its tokens, phase, counters and KL reference (a
+        row that has none gets -inf log-probs there: an infinite KL, as with no reference). Mixtures
+        are not carried: the next `step` forms them for every row, before any forward reads them."""
+        if not parts:
+            raise ValueError("regroup needs at least one (state, rows) part")
+        lengths = {state.block_length for state, _ in parts}
+        if len(lengths) != 1:
+            raise ValueError(f"regrouped states must share one block_length, got {sorted(lengths)}")
+        first = parts[0][0]
+
+        def rows(name: str) -> Tensor:
+            return torch.cat([getattr(state, name)[index] for state, index in parts])
+
+        previous = [state.prev_logp for state, _ in parts]
+        prev_logp = None
+        if any(p is not None for p in previous):
+            like = next(p for p in previous if p is not None)
+            prev_logp = torch.cat(
+                [
+                    p[index] if p is not None else like.new_full((len(index), *like.shape[1:]), -torch.inf)
+                    for p, (_, index) in zip(previous, parts, strict=True)
+                ]
+            )
+        return BlockState(
+            tokens=rows("tokens"),
+            block_length=first.block_length,
+            phase=rows("phase"),
+            prev_logp=prev_logp,
+            schedule=None if first.schedule is None else rows("schedule"),
+            refine_steps=rows("refine_steps"),
+            decode_steps=rows("decode_steps"),
+            forwards=rows("forwards"),
+            early_stopped=rows("early_stopped"),
+            finished_sequence=rows("finished_sequence"),
+        )
+
     @property
     def done(self) -> bool:
         return not bool(self.active.any())
@@ -117,14 +157,7 @@ class LRDSampler:
         self.refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
         self.needs_kl = self.refines or config.early_stop or track_kl  # stable_slack acts under early_stop
         # a window that is the block: nothing reads its KL when the stop only repeats the engine's rule
-        self.block_kl_idle = not (self.refines or track_kl) and rules.stop_within_engine(
-            config.policy,
-            config.threshold,
-            config.temperature,
-            config.early_stop_rule,
-            config.early_stop_confidence,
-            config.stable_slack,
-        )
+        self._idle_block_kl: dict[int, bool] = {}  # block_length -> rules.stop_within_engine
 
     def max_forwards_per_block(self, block_length: int) -> int:
         """Upper bound on forwards spent on one block (the loop's termination bound)."""
@@ -192,7 +225,7 @@ class LRDSampler:
         `get_transfer_index`) instead of the config's policy; LRD's phases, mixtures and early stop
         are unchanged."""
         cfg, n = self.config, state.block_length
-        if select is not None and cfg.is_base_policy and not self.needs_kl:
+        if select is not None and self._reads_no_kl(state):
             return self._engine_step(state, logits, select)
         self._check_logits(state, logits)
         active = state.active
@@ -201,7 +234,7 @@ class LRDSampler:
 
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
-        kl_idle = (self.block_kl_idle and open_window.shape[1] == n) or not self.needs_kl
+        kl_idle = self._reads_no_kl(state)
         # idle: no rule reads a KL on this step (the trace is off, nothing refines), so none is formed
         kl_block = kl_window = kl_pos = None
         if not kl_idle:
@@ -266,21 +299,49 @@ class LRDSampler:
         state.phase = state.phase.masked_fill(active & ~still_open, int(Phase.DONE))
         # keep this prediction only where a later KL reads it
         state.prev_logp = None if kl_idle else self._latest_prediction(state.prev_logp, tracked, active)
-        if cfg.mixing and mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
-            state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
-        elif cfg.mixing:
-            state.recipe = mixture.mixture_recipe(
-                logp[:, :n],
-                top_p=cfg.top_p,
-                r_f=cfg.r_f,
-                alpha_form=cfg.alpha_form,
-                cap=cfg.nucleus_cap,
-                ent=ent_block,
-                probs=probs_block,
-            )
-            if self.embedding is not None:
-                state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
+        if cfg.mixing:
+            self._mix(state, logp[:, :n], still_open, ent_block, probs_block)
         return commit
+
+    def _reads_no_kl(self, state: BlockState) -> bool:
+        """Whether no rule reads a KL on this step: every LRD feature that needs one is off, or the
+        window is the block, nothing refines or traces the KL, and the stop can only repeat the
+        engine's rule (`rules.stop_within_engine`). With an engine's rule, such a step is the rule
+        plus the mixtures (`_engine_step`)."""
+        if not self.needs_kl:
+            return True
+        n = state.block_length
+        if self.refines or self.track_kl or state.tokens.shape[1] != n:
+            return False
+        if n not in self._idle_block_kl:
+            self._idle_block_kl[n] = rules.stop_within_engine(self.config, n)
+        return self._idle_block_kl[n]
+
+    def _mix(
+        self,
+        state: BlockState,
+        logp_block: Tensor,
+        still_open: Tensor,
+        ent: Tensor | None = None,
+        probs: Tensor | None = None,
+    ) -> None:
+        """The next forward's mixture inputs from this forward's prediction of the block (`ent` and
+        `probs` when the caller has them); none once the block is finished (read off the CPU only)."""
+        if mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
+            state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
+            return
+        cfg = self.config
+        state.recipe = mixture.mixture_recipe(
+            logp_block,
+            top_p=cfg.top_p,
+            r_f=cfg.r_f,
+            alpha_form=cfg.alpha_form,
+            cap=cfg.nucleus_cap,
+            ent=ent,
+            probs=probs,
+        )
+        if self.embedding is not None:
+            state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
 
     def _advance_phase(self, state: BlockState, active: Tensor, kl_block: Tensor | None) -> tuple[Tensor, Tensor]:
         """Which active sequences refine on this forward and which decode; Phase 1 ends once the
@@ -297,24 +358,32 @@ class LRDSampler:
         return refining, decoding
 
     def _engine_step(self, state: BlockState, logits: Tensor, select: Select) -> Tensor:
-        """`step` with every LRD feature off on an engine's own rule: only the rule runs (no
-        prediction, KL or mixture is computed), so the plugin with LRD off costs what the engine's
-        step costs. Same commits and statistics as the full `step` (tests compare them). All of it
-        runs once per forward, so it keeps to the few tensor operations the bookkeeping needs."""
+        """`step` on an engine's own rule when no KL is read (`_reads_no_kl`): the rule commits, and
+        with mixing on the open rest get their mixtures; no prediction or KL of LRD's own is formed.
+        With every LRD feature off the plugin so costs what the engine's step costs; in a loop whose
+        window is the block (Fast-dLLM's dual cache, SGLang) the default adds only the mixtures.
+        Same commits, statistics and mixtures as the full `step` (tests compare them). All of it runs
+        once per forward, so it keeps to the few tensor operations the bookkeeping needs."""
         n, width = state.block_length, state.tokens.shape[1]
         self._check_logits(state, logits, width=None if n == width else n)
         active = state.active
         block = state.tokens if n == width else state.tokens[:, :n]
         open_block = block == self.mask_id
         candidates = open_block & active.unsqueeze(-1)
-        block_logits = logits if n == width else logits[:, :n]
-        proposals, chosen = select(_without_mask(block_logits, self.mask_id), candidates, block, state.decode_steps)
+        block_logits = _without_mask(logits if n == width else logits[:, :n], self.mask_id)
+        # the mask at -inf: mixture.log_probs; taken before the engine's function sees the logits
+        logp_block = torch.log_softmax(block_logits.float(), dim=-1) if self.config.mixing else None
+        proposals, chosen = select(block_logits, candidates, block, state.decode_steps)
         steps = active.long()
         state.forwards += steps
         state.decode_steps += steps
         chosen = chosen & candidates
         tokens = torch.where(chosen, proposals, block)
-        state.phase = state.phase.masked_fill(active & ~(tokens == self.mask_id).any(dim=-1), int(Phase.DONE))
+        still_open = (tokens == self.mask_id).any(dim=-1)
+        state.phase = state.phase.masked_fill(active & ~still_open, int(Phase.DONE))
+        state.prev_logp = None  # no later KL reads a prediction of this step
+        if logp_block is not None:
+            self._mix(state, logp_block, still_open)
         if n == width:
             state.tokens = tokens
             return chosen

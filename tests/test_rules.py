@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lrd_plugin import LRDConfig, LRDSampler, mixture, rules
+from lrd_plugin import LRDConfig, LRDSampler, mixture, policies, rules
 from lrd_plugin.lookahead import Lookahead
 
 # the full-attention default shipped until stop 24: a second trained model for the tests on trained weights
@@ -216,13 +218,38 @@ def test_lookahead_reference_is_the_last_full_forward_of_the_block():
 def test_the_stop_is_within_the_engine_only_above_its_threshold_and_greedy():
     """The default stop (per position, gate 0.999) under threshold 0.9 can only commit what the
     threshold commits; a gate at or below the threshold, sampling, stable_slack or another rule can
-    commit more, so the KL is needed there."""
-    assert rules.stop_within_engine("threshold", 0.9, 0.0, "per_position", 0.999, 0.0)
-    assert not rules.stop_within_engine("threshold", 0.9, 0.0, "per_position", 0.9, 0.0)
-    assert not rules.stop_within_engine("threshold", 0.9, 1.0, "per_position", 0.999, 0.0)
-    assert not rules.stop_within_engine("threshold", 0.9, 0.0, "per_position", 0.999, 2.0)
-    assert not rules.stop_within_engine("threshold", 0.9, 0.0, "paper", 0.999, 0.0)
-    assert not rules.stop_within_engine("factor", 0.9, 0.0, "per_position", 0.999, 0.0)
+    commit more, so the KL is needed there. Under factor f the bar is 1 - f / (block_length + 1)."""
+    default = LRDConfig(policy="threshold", threshold=0.9)
+    assert rules.stop_within_engine(default, 32)
+    assert not rules.stop_within_engine(default.replace(early_stop_confidence=0.9), 32)
+    assert not rules.stop_within_engine(default.replace(temperature=1.0), 32)
+    assert not rules.stop_within_engine(default.replace(stable_slack=2.0), 32)
+    assert not rules.stop_within_engine(default.replace(early_stop_rule="paper"), 32)
+    assert not rules.stop_within_engine(default.replace(policy="lowest_entropy"), 32)
+    factor = default.replace(policy="factor", factor=1.0)
+    assert rules.stop_within_engine(factor, 32)  # bar 1 - 1/33 = 0.970
+    assert not rules.stop_within_engine(factor, 999)  # bar 0.999: no room for rounding
+    assert not rules.stop_within_engine(factor.replace(factor=0.01), 32)  # bar 0.9997 > the gate
+    assert rules.stop_within_engine(factor.replace(factor=40.0, early_stop_confidence=0.5), 32)  # bar < 0: all
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 12),
+    f=st.floats(0.05, 6.0),
+    spread=st.floats(0.0, 0.2),
+)
+def test_under_the_factor_rule_every_position_at_its_bar_commits(seed, n, f, spread):
+    """What `stop_within_engine` relies on: with N open positions the factor rule commits every
+    position whose confidence is >= 1 - f / (N + 1), and with it every more confident one."""
+    g = torch.Generator().manual_seed(seed)
+    bar = 1.0 - f / (n + 1)
+    confidence = (bar + spread * (torch.rand(1, n, generator=g) - 0.5)).clamp(0.0, 1.0)
+    candidates = torch.rand(1, n, generator=g) < 0.8
+    committed = policies.factor(confidence, candidates, f)
+    above = candidates & (confidence >= bar + rules.ROUNDING)
+    assert not (above & ~committed).any()
 
 
 def test_a_block_window_under_the_default_keeps_no_prediction_for_a_kl():

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrd_plugin import LRDConfig, LRDSampler, generate, mixture, policies
+from lrd_plugin.sampler import BlockState
 from tests.fields import RandomField
 
 VOCAB, MASK = 24, 23
@@ -258,6 +259,45 @@ def test_the_engine_fast_path_equals_the_full_step(seed, batch, block, threshold
     assert states[0].kl_trace == [] and len(states[1].kl_trace) == int(states[1].forwards.max())  # traced on request
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), block=st.integers(2, 6), refine_commit=st.sampled_from(["none", "sure"]))
+def test_regrouped_rows_step_as_their_own_states(seed, block, refine_commit):
+    """`BlockState.regroup` takes rows of several states (one a block already under way, with a KL
+    reference; one just started, without): a step of the regrouped batch commits, measures the KL and
+    forms the mixtures of each row as a step of its own state does."""
+    cfg = LRDConfig(policy="threshold", refine_commit=refine_commit, tau_refine=0.05, max_refine_steps=2)
+    emb = torch.randn(VOCAB, 8, generator=torch.Generator().manual_seed(seed))
+    sampler = LRDSampler(cfg, emb, MASK, track_kl=True)
+    g = torch.Generator().manual_seed(seed)
+    under_way = sampler.init_block(torch.full((2, block), MASK), block)
+    sampler.step(under_way, torch.randn(2, block, VOCAB, generator=g) * 4)
+    started = sampler.init_block(torch.full((1, block), MASK), block)
+    grouped = BlockState.regroup([(under_way, torch.tensor([1, 0])), (started, torch.tensor([0]))])
+    logits = torch.randn(3, block, VOCAB, generator=g) * 4
+    together = sampler.step(grouped, logits)
+    apart = [sampler.step(under_way, logits[[1, 0]]), sampler.step(started, logits[2:])]
+    assert torch.equal(together, torch.cat([apart[0][[1, 0]], apart[1]]))
+    assert torch.equal(grouped.tokens, torch.cat([under_way.tokens[[1, 0]], started.tokens]))
+    kl_apart = torch.cat([under_way.kl_trace[-1][[1, 0]], started.kl_trace[-1]])
+    torch.testing.assert_close(grouped.kl_trace[-1], kl_apart, equal_nan=True)
+    assert grouped.kl_trace[-1][2] == torch.inf  # no reference yet: an infinite KL
+    for name in ("phase", "forwards", "decode_steps", "refine_steps"):
+        apart_values = torch.cat([getattr(under_way, name)[[1, 0]], getattr(started, name)])
+        assert torch.equal(getattr(grouped, name), apart_values), name
+    for rows, state, order in (([0, 1], under_way, [1, 0]), ([2], started, [0])):
+        if state.mixture is not None:  # a finished block has none (and its rows in the batch are not read)
+            torch.testing.assert_close(grouped.mixture[rows], state.mixture[order])
+
+
+def test_regroup_refuses_no_parts_and_mixed_block_lengths():
+    sampler = LRDSampler(LRDConfig(), None, MASK)
+    with pytest.raises(ValueError, match="at least one"):
+        BlockState.regroup([])
+    short, long = (sampler.init_block(torch.full((1, n), MASK), n) for n in (2, 3))
+    with pytest.raises(ValueError, match="block_length"):
+        BlockState.regroup([(short, torch.tensor([0])), (long, torch.tensor([0]))])
+
+
 def test_the_engine_fast_path_refuses_nan_logits():
     def select(logits, candidates, tokens, decode_step):
         return logits.argmax(dim=-1), candidates
@@ -282,15 +322,18 @@ def test_the_engine_fast_path_refuses_nan_logits():
 )
 def test_a_step_that_skips_the_block_kl_decodes_as_the_full_step(cfg, seed, batch, block, suffix, scale, engine):
     """Where nothing reads the block's KL (`rules.stop_within_engine`: the stop only repeats the
-    threshold rule), `step` skips the KL and the stop; the full step (forced by tracking the KL)
-    commits the same tokens in the same forwards, for every config, with or without an engine rule."""
+    threshold rule, or nothing needs a KL), `step` skips the KL and the stop; the full step (forced by
+    tracking the KL) commits the same tokens in the same forwards and feeds the same mixtures, for
+    every config, with or without an engine rule."""
     cfg = _fix_schedule(cfg, block)
 
     def select(logits, candidates, tokens, decode_step):
         confidence, proposals = logits.softmax(dim=-1).max(dim=-1)
+        if cfg.policy == "factor":
+            return proposals, policies.factor(confidence, candidates, cfg.factor)
         return proposals, policies.threshold(confidence, candidates, cfg.threshold)
 
-    rule = select if engine and cfg.policy == "threshold" else None
+    rule = select if engine and cfg.policy in ("threshold", "factor") else None
     emb = torch.randn(VOCAB, 8, generator=torch.Generator().manual_seed(seed))
     lean, full = (LRDSampler(cfg, emb, MASK, track_kl=track) for track in (False, True))
     g = torch.Generator().manual_seed(seed)
@@ -307,4 +350,8 @@ def test_a_step_that_skips_the_block_kl_decodes_as_the_full_step(cfg, seed, batc
         assert torch.equal(commits[0], commits[1])
         for name in ("tokens", "phase", "forwards", "decode_steps", "refine_steps", "early_stopped"):
             assert torch.equal(getattr(states[0], name), getattr(states[1], name)), name
+        # and the next forward's inputs: with an engine rule the lean step is the rule plus the mixtures
+        assert (states[0].mixture is None) == (states[1].mixture is None)
+        if states[0].mixture is not None:
+            torch.testing.assert_close(states[0].mixture, states[1].mixture, rtol=1e-6, atol=1e-6)
     assert states[0].done and states[1].done

@@ -194,6 +194,27 @@ def test_fdfo_and_the_synchronous_loop_decode_the_same_tokens(model):
 
 
 @pytest.mark.parametrize("fdfo", [False, True], ids=["sync", "fdfo"])
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"threshold": 0.9, "refine_commit": "sure", "stable_slack": 2.0}, {"refine_commit": "none"}],
+    ids=["default", "composed", "paper-phase-1"],
+)
+def test_a_request_decodes_the_same_alone_as_in_its_batch(model, fdfo, settings):
+    """The batch's requests share one block state (FDFO regroups its rows whenever a request starts
+    a block): each request's tokens and forwards are still those it gets when served alone, with
+    settings whose steps read the KL (Phase 1, stable commits) as well as the default's."""
+    algorithm, runner, batch, _ = run(LRD, NAME, settings, model, fdfo=fdfo)
+    net, tokenizer = model
+    for i, request in enumerate(batch):
+        alone = requests(tokenizer)[i]
+        alone_runner = TinyModelRunner(net, BLOCK)
+        serve(make(LRD, NAME, settings, tokenizer.mask_id, fdfo), alone_runner, [alone])
+        assert alone.output == request.output, request.rid
+        if fdfo:  # the synchronous loop forwards a batch until its slowest request is done
+            assert alone_runner.forwards_of(alone.rid) == runner.forwards_of(request.rid), request.rid
+
+
+@pytest.mark.parametrize("fdfo", [False, True], ids=["sync", "fdfo"])
 @pytest.mark.parametrize("cls,name,settings", [(LowConfidence, "LowConfidence", {"threshold": 0.9}), (LRD, NAME, {})])
 def test_a_request_ends_after_the_block_that_holds_its_eos(model, fdfo, cls, name, settings):
     """SGLang checks each finished block for the stop token; the harness does the same, so

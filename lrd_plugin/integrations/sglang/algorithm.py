@@ -5,10 +5,13 @@ round), the KV cache and the batching; this class only translates between them a
 
 - `init_step_state` gives each request a `RequestState`; FDFO carries it across rounds in
   ``req.dllm_algo_state`` and drops it when the block is reported done.
-- `step` hands each request's block logits to `LRDSampler.step`, which commits through SGLang's
-  `LowConfidence` rule (`low_confidence`), and writes the commits into ``forward_batch.input_ids``.
-  With every LRD feature off nothing is carried between forwards, and the whole batch takes one
-  `LRDSampler.step` (`_batch_step`), as LowConfidence takes one step per batch.
+- `step` hands the batch's block logits to one `LRDSampler.step` per forward, as LowConfidence takes
+  one step per batch; it commits through SGLang's `LowConfidence` rule (`low_confidence`) and writes
+  the commits into ``forward_batch.input_ids``. The requests' block states live as rows of one
+  `BlockState`, each request keeping its row; when the batch's requests are not the rows of one state
+  (FDFO: a request starts a new block, another joins or leaves) the rows are regrouped
+  (`BlockState.regroup`). With every LRD feature off nothing is carried between forwards
+  (`_batch_step`).
 - `prepare_inputs` feeds the still-masked positions their mixture embeddings through
   ``replace_embeds`` / ``replace_positions``, which every forward path honours (a decode CUDA graph
   would ignore ``input_embeds``; ``replace_embeds`` makes SGLang run that forward eagerly). Under
@@ -43,9 +46,11 @@ SUPPORTED_ARCHITECTURES = ("LLaDA2MoeModelLM", "SDARForCausalLM", "SDARMoeForCau
 
 @dataclass
 class RequestState:
-    """One request's LRD state for its current block (None until the block's first forward)."""
+    """One request's LRD state for its current block: row `row` of `block`, a state shared by the
+    requests stepped together (None until the block's first forward)."""
 
     block: BlockState | None = None
+    row: int = 0
 
 
 class LRD(DllmAlgorithm):
@@ -112,21 +117,39 @@ class LRD(DllmAlgorithm):
         open_ = self._open_positions(forward_batch)
         if self.stateless:
             return self._batch_step(logits, input_ids, open_)
-        has_open = open_.any(dim=1).tolist()  # one device sync per step, not one per request
-        done = []
+        has_open = open_.any(dim=1)
+        block = self._batch_block(states, input_ids, open_, has_open)
+        commit = self.sampler.step(block, logits, select=partial(self.low_confidence, logits))
+        input_ids.copy_(torch.where(commit, block.tokens, input_ids))
+        # a request without an open position is done: the forward just run saw hard tokens only, so
+        # its KV may stay (one device sync per step, not one per request)
+        return (~has_open).tolist()
+
+    def _batch_block(self, states: list[Any], input_ids: Tensor, open_: Tensor, has_open: Tensor) -> BlockState:
+        """The block state whose row i is request i: the requests' shared state when they are its
+        rows in order (the synchronous loop, an unchanged FDFO batch), else their rows regrouped,
+        a request new to its block starting one (without an open position it sits the step out)."""
+        shared = states[0].block
+        rows_in_order = all(state.block is shared and state.row == i for i, state in enumerate(states))
+        if shared is not None and shared.tokens.shape[0] == len(states) and rows_in_order:
+            return shared
+        parts, order = [], []  # (state, rows) taken in turn; the request of each taken row
+        fresh = [i for i, state in enumerate(states) if state.block is None]
+        if fresh:
+            index = torch.tensor(fresh, device=input_ids.device)
+            tokens = self._block_tokens(input_ids[index], open_[index])
+            started = self.sampler.init_block(tokens, self.block_size, active=has_open[index])
+            parts.append((started, torch.arange(len(fresh), device=input_ids.device)))
+            order += fresh
+        for block, rows, requests in _by_block(states):
+            parts.append((block, rows))
+            order += requests
+        block = BlockState.regroup(parts)
+        if order != list(range(len(states))):  # back to the batch's order
+            block = BlockState.regroup([(block, torch.tensor(order, device=input_ids.device).argsort())])
         for i, state in enumerate(states):
-            if not has_open[i]:
-                # the forward just run saw hard tokens only: its KV may stay
-                state.block = None
-                done.append(True)
-                continue
-            if state.block is None:
-                state.block = self.sampler.init_block(self._block_tokens(input_ids[i : i + 1], open_[i : i + 1]), n)
-            select = partial(self.low_confidence, logits[i : i + 1])
-            commit = self.sampler.step(state.block, logits[i : i + 1], select=select)[0]
-            input_ids[i] = torch.where(commit, state.block.tokens[0], input_ids[i])
-            done.append(False)
-        return done
+            state.block, state.row = block, i
+        return block
 
     def _batch_step(self, logits: Tensor, input_ids: Tensor, open_: Tensor) -> list[bool]:
         """`step` with every LRD feature off: one `LRDSampler.step` over the whole batch, as
@@ -139,16 +162,19 @@ class LRD(DllmAlgorithm):
         return (~has_open).tolist()
 
     def prepare_inputs(self, model_runner: Any, forward_batch: Any, states: list[Any]) -> None:
+        """Each request's open positions get their mixtures, taken per shared block state from the
+        rows of this batch's requests (in FDFO the batch need not be the state's rows)."""
         recipes, positions = [], []
-        for i, state in enumerate(states):
-            block = state.block
-            if block is None or block.recipe is None:
+        for block, rows, requests in _by_block(states):
+            if block.recipe is None:
                 continue
-            open_ = block.tokens[0] == self.mask_id
-            if bool(open_.any()):
-                recipes.append(block.recipe.select(open_.unsqueeze(0)))
-                positions.append(open_.nonzero().squeeze(-1) + i * self.block_size)
-        if not recipes:
+            place = torch.full((block.tokens.shape[0],), -1, device=rows.device)  # state row -> batch place
+            place[rows] = torch.tensor(requests, device=rows.device)
+            open_ = (block.tokens == self.mask_id) & (place >= 0).unsqueeze(-1)
+            recipes.append(block.recipe.select(open_))
+            row, column = open_.nonzero(as_tuple=True)
+            positions.append(place[row] * self.block_size + column)
+        if not sum(len(recipe.alpha) for recipe in recipes):
             # a stale replacement must never reach a hard-token forward
             forward_batch.replace_embeds = None
             forward_batch.replace_positions = None
@@ -189,6 +215,20 @@ class LRD(DllmAlgorithm):
         sampler never reopens it (only committed positions are ever written back)."""
         stand_in = 0 if self.mask_id != 0 else 1
         return torch.where((ids == self.mask_id) & ~open_, stand_in, ids)
+
+
+def _by_block(states: list[Any]) -> list[tuple[BlockState, Tensor, list[int]]]:
+    """The requests' shared block states, each with the rows its requests hold and those requests'
+    places in the batch (requests without a block state are left out)."""
+    groups: dict[int, tuple[BlockState, list[int], list[int]]] = {}
+    for i, state in enumerate(states):
+        if state.block is not None:
+            _, rows, requests = groups.setdefault(id(state.block), (state.block, [], []))
+            rows.append(state.row)
+            requests.append(i)
+    return [
+        (block, torch.tensor(rows, device=block.tokens.device), requests) for block, rows, requests in groups.values()
+    ]
 
 
 def embedding_shard(embed: Any) -> tuple[Tensor, int, int]:
