@@ -203,7 +203,7 @@ def test_a_request_decodes_the_same_alone_as_in_its_batch(model, fdfo, settings)
     """The batch's requests share one block state (FDFO regroups its rows whenever a request starts
     a block): each request's tokens and forwards are still those it gets when served alone, with
     settings whose steps read the KL (Phase 1, stable commits) as well as the default's."""
-    algorithm, runner, batch, _ = run(LRD, NAME, settings, model, fdfo=fdfo)
+    _, runner, batch, _ = run(LRD, NAME, settings, model, fdfo=fdfo)
     net, tokenizer = model
     for i, request in enumerate(batch):
         alone = requests(tokenizer)[i]
