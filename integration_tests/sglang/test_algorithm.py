@@ -215,6 +215,26 @@ def test_a_request_decodes_the_same_alone_as_in_its_batch(model, fdfo, settings)
 
 
 @pytest.mark.parametrize("fdfo", [False, True], ids=["sync", "fdfo"])
+def test_the_batch_takes_one_lrd_step_per_forward(model, fdfo):
+    """As LowConfidence, LRD steps the whole batch at once: one `LRDSampler.step` per forward of the
+    batch, whatever its size, not one per request."""
+    net, tokenizer = model
+    algorithm = make(LRD, NAME, {}, tokenizer.mask_id, fdfo)
+    runner = TinyModelRunner(net, BLOCK)
+    step, calls = algorithm.sampler.step, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].tokens.shape[0])  # the batch of block states stepped
+        return step(*args, **kwargs)
+
+    algorithm.sampler.step = counted
+    serve(algorithm, runner, requests(tokenizer))
+    assert len(calls) == len(runner.forwards)
+    assert calls == [len(forward.rids) for forward in runner.forwards]
+    assert max(calls) == 4
+
+
+@pytest.mark.parametrize("fdfo", [False, True], ids=["sync", "fdfo"])
 @pytest.mark.parametrize("cls,name,settings", [(LowConfidence, "LowConfidence", {"threshold": 0.9}), (LRD, NAME, {})])
 def test_a_request_ends_after_the_block_that_holds_its_eos(model, fdfo, cls, name, settings):
     """SGLang checks each finished block for the stop token; the harness does the same, so
