@@ -156,8 +156,6 @@ class LRDSampler:
         # a block starts in Phase 1 (with the engine's rule, Phase 1 is Phase 2 by another name)
         self.refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
         self.needs_kl = self.refines or config.early_stop or track_kl  # stable_slack acts under early_stop
-        # a window that is the block: nothing reads its KL when the stop only repeats the engine's rule
-        self._idle_block_kl: dict[int, bool] = {}  # block_length -> rules.stop_within_engine
 
     def max_forwards_per_block(self, block_length: int) -> int:
         """Upper bound on forwards spent on one block (the loop's termination bound)."""
@@ -225,7 +223,9 @@ class LRDSampler:
         `get_transfer_index`) instead of the config's policy; LRD's phases, mixtures and early stop
         are unchanged."""
         cfg, n = self.config, state.block_length
-        if select is not None and self._reads_no_kl(state):
+        # idle: no rule reads a KL on this step (the trace is off, nothing refines), so none is formed
+        kl_idle = self._reads_no_kl(state)
+        if select is not None and kl_idle:
             return self._engine_step(state, logits, select)
         self._check_logits(state, logits)
         active = state.active
@@ -234,8 +234,6 @@ class LRDSampler:
 
         logp = mixture.log_probs(logits, self.mask_id)
         tracked = logp if cfg.early_stop_scope == "sequence" else logp[:, :n]
-        kl_idle = self._reads_no_kl(state)
-        # idle: no rule reads a KL on this step (the trace is off, nothing refines), so none is formed
         kl_block = kl_window = kl_pos = None
         if not kl_idle:
             kl_block, kl_window, kl_pos = self._kl(state.prev_logp, tracked, open_window, n)
@@ -313,9 +311,7 @@ class LRDSampler:
         n = state.block_length
         if self.refines or self.track_kl or state.tokens.shape[1] != n:
             return False
-        if n not in self._idle_block_kl:
-            self._idle_block_kl[n] = rules.stop_within_engine(self.config, n)
-        return self._idle_block_kl[n]
+        return rules.stop_within_engine(self.config, n)
 
     def _mix(
         self,
