@@ -43,6 +43,8 @@ VARIANTS = {
     "plugin (LRD off)": {"sampler": "lrd", "lrd_refinement": False, "lrd_mixing": False, "lrd_early_stop": False},
     "fast-dllm + lrd (paper stop)": {"sampler": "lrd", "lrd_early_stop_rule": "paper", "lrd_early_stop_scope": "block"},
     "fast-dllm + lrd": {"sampler": "lrd"},  # the package default early stop
+    # the default before stop 37: the 0.999 gate after the block too, not the engine's bar
+    "fast-dllm + lrd (later gate 0.999)": {"sampler": "lrd", "lrd_later_gate": "early_stop"},
     "fast-dllm + lrd (no early stop)": {"sampler": "lrd", "lrd_early_stop": False},
     # the composed mode: the default, and stable positions commit at twice the error the threshold accepts
     "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},

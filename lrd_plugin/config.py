@@ -23,6 +23,7 @@ ALPHA_FORMS = ("one_minus_entropy", "entropy")
 EARLY_STOP_SCOPES = ("block", "sequence")
 EARLY_STOP_RULES = ("paper", "kl_gated", "per_position")
 REFINE_COMMITS = ("auto", "none", "sure", "engine")
+LATER_GATES = ("auto", "early_stop")
 PARALLEL_POLICIES = ("threshold", "factor")  # commit rules that commit several tokens per forward
 
 
@@ -66,6 +67,12 @@ class LRDConfig:
             each covered position that is stable and confident (a stable position need not wait for
             an unstable neighbour).
         early_stop_confidence: the ``kl_gated`` and ``per_position`` confidence gate, in [0, 1].
+        later_gate: the gate of the sequence-scope stop for positions after the current block.
+            ``auto`` (default): under a parallel rule the lower of early_stop_confidence and the
+            lowest confidence the rule commits on sight (``threshold``; ``1 - factor /
+            (block_length + 1)``), so a settled later position the engine would commit at its block's
+            first forward is committed now; early_stop_confidence under a one-token-per-step
+            policy. ``early_stop``: early_stop_confidence everywhere.
         stable_slack: with ``early_stop``, every Phase-2 step also commits each open block position
             that is stable (own KL < tau_decode) and whose error 1 - p is at most ``stable_slack``
             times the error 1 - ``threshold`` that the threshold rule accepts from any position
@@ -94,6 +101,7 @@ class LRDConfig:
     early_stop_scope: str = "sequence"
     early_stop_rule: str = "per_position"
     early_stop_confidence: float = 0.999
+    later_gate: str = "auto"
     stable_slack: float = 0.0
     refinement: bool = True
     mixing: bool = True
@@ -117,6 +125,7 @@ class LRDConfig:
         _choice("early_stop_scope", self.early_stop_scope, EARLY_STOP_SCOPES)
         _choice("early_stop_rule", self.early_stop_rule, EARLY_STOP_RULES)
         _in_range("early_stop_confidence", self.early_stop_confidence, 0.0, 1.0)
+        _choice("later_gate", self.later_gate, LATER_GATES)
         _in_range("stable_slack", self.stable_slack, 0.0, math.inf)
         _choice("policy", self.policy, POLICIES)
         if self.steps_per_block is not None:

@@ -4,8 +4,8 @@ Fast-dLLM's dual cache recomputes the block alone between refreshes, so `LRDSamp
 sees the later positions there. But every block starts with a full forward (the cache refresh),
 and that forward predicts the whole answer. `Lookahead` compares successive full forwards
 position by position and commits the later positions that have settled between them and pass the
-early-stop gate: a settled EOS tail then ends decoding in the dual cache as it does with the
-prefix cache, where the window already covers the answer.
+gate for later positions (`rules.later_gate`): a settled EOS tail then ends decoding in the dual
+cache as it does with the prefix cache, where the window already covers the answer.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from .sampler import LRDSampler
 class Lookahead:
     """Stability between full forwards for the positions after the current block."""
 
-    def __init__(self, sampler: LRDSampler) -> None:
+    def __init__(self, sampler: LRDSampler, block_length: int) -> None:
         self.sampler = sampler
+        self.gate = rules.later_gate(sampler.config, block_length)  # every position it sees is later
         self.prev_logp: Tensor | None = None  # [B, T, V] of the last full forward
         self.prev_start = 0  # absolute position of prev_logp[:, 0]
 
@@ -64,7 +65,7 @@ class Lookahead:
                 cfg.early_stop_rule, "sequence", everywhere, kl_window, kl_window, no_block, cfg.tau_decode
             )
             commit = rules.early_stop_commits(
-                cfg.early_stop_rule, fires, open_now, kl, confidence, cfg.tau_decode, cfg.early_stop_confidence
+                cfg.early_stop_rule, fires, open_now, kl, confidence, cfg.tau_decode, self.gate
             )
         self.prev_logp, self.prev_start = logp, start
         return commit, torch.where(commit, x0, tokens)

@@ -7,7 +7,8 @@ predictions, which positions are open) and asks these rules which positions to c
   ``"auto"`` under a parallel rule); `sure_commits` only, the positions the engine's threshold would
   commit at once (``"sure"``); or nothing at all (``"none"``, the paper);
 * Phase 2: the commit policy or the engine's own rule, plus `stable_commits` (settled positions above
-  a gate set relative to the engine's threshold), plus the early stop (`early_stop_commits`).
+  a gate set relative to the engine's threshold), plus the early stop (`early_stop_commits`), whose
+  gate after the current block is `later_gate`.
 
 Every rule returns a boolean [B, W] mask that is a subset of its `candidates`.
 """
@@ -37,9 +38,10 @@ def relative_gate(threshold: float, slack: float) -> float:
     return min(1.0, max(0.0, 1.0 - slack * (1.0 - threshold)))
 
 
-def stable_commits(kl: Tensor, confidence: Tensor, candidates: Tensor, tau: float, gate: float) -> Tensor:
+def stable_commits(kl: Tensor, confidence: Tensor, candidates: Tensor, tau: float, gate: float | Tensor) -> Tensor:
     """Phase 2's stability-gated commits: candidates whose prediction has settled (own KL between
-    the last two forwards < `tau`) and whose confidence is at least `gate`."""
+    the last two forwards < `tau`) and whose confidence is at least `gate` (a float, or one per
+    window position)."""
     return candidates & (kl < tau) & (confidence >= gate)
 
 
@@ -60,7 +62,7 @@ def early_stop_fires(
 
 
 def early_stop_commits(
-    rule: str, fires: Tensor, left_open: Tensor, kl: Tensor, confidence: Tensor, tau: float, gate: float
+    rule: str, fires: Tensor, left_open: Tensor, kl: Tensor, confidence: Tensor, tau: float, gate: float | Tensor
 ) -> Tensor:
     """What the early stop commits where it fires: ``paper`` every open position (Sec. 3.2); the
     gated rules only positions that are themselves stable (own KL < `tau`) and confident (>= `gate`),
@@ -77,20 +79,41 @@ def sequence_finished(rule: str, decoding: Tensor, kl_window: Tensor, tau: float
     return fired & ~left_open.any(dim=-1)
 
 
+def engine_bar(config: LRDConfig, block_length: int) -> float | None:
+    """The lowest confidence at which the engine's parallel rule commits a position of a block of
+    `block_length` whatever the rest of the block holds (None without a parallel rule). Under
+    ``threshold`` that is the threshold. Under ``factor`` f, the i-th most confident of N open
+    positions commits at confidence >= 1 - f / (i + 1) (the first always), so every position at or
+    above 1 - f / (N + 1) commits, with all more confident ones; N <= block_length makes
+    1 - f / (block_length + 1) the bar for any N."""
+    if config.policy == "threshold":
+        return config.threshold
+    if config.policy == "factor":
+        return 1.0 - config.factor / (block_length + 1)
+    return None
+
+
+def later_gate(config: LRDConfig, block_length: int) -> float:
+    """The sequence-scope stop's confidence gate for positions *after* the current block.
+
+    ``later_gate="auto"`` under a parallel rule: the lower of ``early_stop_confidence`` and the
+    engine's bar (`engine_bar`). A later position that is settled (own KL < tau_decode) at a
+    confidence the engine commits on sight would be committed by its block's first forward anyway;
+    committing it now spares that block the forwards it would spend on stragglers. Tied to the
+    threshold the user picked, so it moves with a model's confidence scale. Otherwise, and with
+    ``later_gate="early_stop"``, the gate is ``early_stop_confidence``, as inside the block."""
+    bar = engine_bar(config, block_length) if config.later_gate == "auto" else None
+    return config.early_stop_confidence if bar is None else min(config.early_stop_confidence, bar)
+
+
 def stop_within_engine(config: LRDConfig, block_length: int) -> bool:
     """Whether, inside a block of `block_length`, the early stop can only commit what the engine's
     rule commits on the same forward anyway: greedy decoding, the ``per_position`` stop, no
-    `stable_commits`, and its gate at or above the lowest confidence the rule always commits. Under
-    ``threshold`` that is the threshold. Under ``factor`` f, the i-th most confident of N open
-    positions commits at confidence >= 1 - f / (i + 1) (the first always), so every position at or
-    above 1 - f / (N + 1) >= 1 - f / (block_length + 1) commits, with all more confident ones. Where the
-    window is the block (Fast-dLLM's dual cache, SGLang), the block's KL then drives no decision,
-    and a step can skip it."""
-    if config.policy == "threshold":
-        bar = config.threshold
-    elif config.policy == "factor":
-        bar = 1.0 - config.factor / (block_length + 1)
-    else:
+    `stable_commits`, and its gate at or above the engine's bar (`engine_bar`). Where the window is
+    the block (Fast-dLLM's dual cache, SGLang), the block's KL then drives no decision, and a step
+    can skip it."""
+    bar = engine_bar(config, block_length)
+    if bar is None:
         return False
     rule_only = config.temperature == 0 and config.early_stop_rule == "per_position" and config.stable_slack == 0
     # room for the engine's own rounding of the same probability

@@ -118,7 +118,7 @@ def test_stable_commits_are_part_of_the_early_stop_ablation():
 
 def test_lookahead_commits_positions_settled_between_full_forwards():
     cfg = LRDConfig(early_stop_confidence=0.9)
-    look = Lookahead(LRDSampler(cfg, torch.randn(VOCAB, 4), MASK))
+    look = Lookahead(LRDSampler(cfg, torch.randn(VOCAB, 4), MASK), 2)
     tokens = torch.full((1, 6), MASK)
     first = peaked([[1, 2, 3, 4, 5, 6]], [[0.99] * 6])
     commit, _ = look.step(tokens, first, start=10)
@@ -131,7 +131,7 @@ def test_lookahead_commits_positions_settled_between_full_forwards():
 
 
 def test_lookahead_is_off_without_the_sequence_scope():
-    look = Lookahead(LRDSampler(LRDConfig(early_stop_scope="block"), torch.randn(VOCAB, 4), MASK))
+    look = Lookahead(LRDSampler(LRDConfig(early_stop_scope="block"), torch.randn(VOCAB, 4), MASK), 2)
     logits = peaked([[1, 2]], [[0.999, 0.999]])
     for start in (0, 1):
         commit, tokens = look.step(torch.full((1, 2), MASK), logits, start)
@@ -139,7 +139,7 @@ def test_lookahead_is_off_without_the_sequence_scope():
 
 
 def test_lookahead_keeps_committed_tokens():
-    look = Lookahead(LRDSampler(LRDConfig(), torch.randn(VOCAB, 4), MASK))
+    look = Lookahead(LRDSampler(LRDConfig(), torch.randn(VOCAB, 4), MASK), 2)
     logits = peaked([[1, 2]], [[0.9999, 0.9999]])
     look.step(torch.tensor([[MASK, 7]]), logits, 0)
     commit, tokens = look.step(torch.tensor([[MASK, 7]]), logits, 0)
@@ -174,7 +174,11 @@ def test_the_composed_mode_needs_fewer_forwards_than_the_threshold_rule_on_the_d
     prompts = [e.prompt for e in generate_examples("list", "test", 4)]
     ids, mask = loaded.encode_batch(prompts)
     base = LRDConfig.base(policy="threshold", threshold=0.9)
-    composed = LRDConfig(policy="threshold", threshold=0.9, refine_commit="sure", stable_slack=2.0)
+    # the 0.999 gate after the block, as when the carried reference came: with the engine's bar there
+    # a Phase 1 that commits nothing can settle the whole answer on its second forward
+    composed = LRDConfig(
+        policy="threshold", threshold=0.9, refine_commit="sure", stable_slack=2.0, later_gate="early_stop"
+    )
     runs = {}
     for name, cfg in (
         ("base", base),
@@ -207,7 +211,7 @@ def test_a_reference_prediction_is_used_only_in_the_composed_mode_and_when_it_co
 
 
 def test_lookahead_reference_is_the_last_full_forward_of_the_block():
-    look = Lookahead(LRDSampler(LRDConfig(), torch.randn(VOCAB, 4), MASK))
+    look = Lookahead(LRDSampler(LRDConfig(), torch.randn(VOCAB, 4), MASK), 2)
     assert look.reference(0, 2) is None
     logits = peaked([[1, 2, 3, 4]], [[0.9, 0.9, 0.9, 0.9]])
     look.step(torch.full((1, 4), MASK), logits, 8)
@@ -260,3 +264,40 @@ def test_a_block_window_under_the_default_keeps_no_prediction_for_a_kl():
         state = sampler.init_block(torch.full((1, width), 7), 3)
         sampler.step(state, torch.randn(1, width, 8))
         assert (state.prev_logp is not None) == kept
+
+
+def test_the_later_gate_is_the_engines_bar_under_a_parallel_rule():
+    """After the current block the stop's gate is the lower of early_stop_confidence and the
+    confidence the engine's rule commits on sight; without a parallel rule, or with
+    ``later_gate="early_stop"``, it is early_stop_confidence."""
+    threshold = LRDConfig(policy="threshold", threshold=0.9)
+    assert rules.later_gate(threshold, 32) == 0.9
+    assert rules.later_gate(threshold.replace(threshold=0.9999), 32) == 0.999
+    assert rules.later_gate(threshold.replace(policy="factor", factor=1.0), 32) == pytest.approx(1 - 1 / 33)
+    assert rules.later_gate(threshold.replace(later_gate="early_stop"), 32) == 0.999
+    assert rules.later_gate(LRDConfig(), 32) == 0.999  # the paper's one-token-per-step policy
+    with pytest.raises(ValueError, match=r"later_gate must be one of \['auto', 'early_stop'\]"):
+        LRDConfig(later_gate="engine")
+
+
+@pytest.mark.parametrize("later_gate", ["auto", "early_stop"])
+def test_a_settled_later_position_commits_at_the_engines_bar(later_gate):
+    """A window past the block (the prefix cache's sequence stop): a stable later position at 0.95
+    commits under threshold 0.9 with the ``auto`` gate, not with 0.999; one at 0.85 does not."""
+    cfg = LRDConfig(policy="threshold", threshold=0.9, later_gate=later_gate)
+    sampler = LRDSampler(cfg, torch.randn(VOCAB, 4), MASK)
+    state = sampler.init_block(torch.full((1, 5), MASK), 3)
+    logits = peaked([[1, 2, 3, 4, 5]], [[0.95, 0.85, 0.8, 0.95, 0.85]])
+    assert sampler.step(state, logits).tolist() == [[True, False, False, False, False]]  # no KL yet
+    commit = sampler.step(state, logits)  # the block: the engine's forced best; after it: the stop
+    assert commit.tolist() == [[False, True, False, later_gate == "auto", False]]
+
+
+@pytest.mark.parametrize("later_gate", ["auto", "early_stop"])
+def test_the_lookahead_commits_a_settled_position_at_the_engines_bar(later_gate):
+    cfg = LRDConfig(policy="factor", factor=1.0, later_gate=later_gate)  # bar 1 - 1/33 = 0.970 for block 32
+    look = Lookahead(LRDSampler(cfg, torch.randn(VOCAB, 4), MASK), 32)
+    logits = peaked([[1, 2, 3]], [[0.98, 0.96, 0.9995]])
+    look.step(torch.full((1, 3), MASK), logits, 40)
+    commit, _ = look.step(torch.full((1, 3), MASK), logits, 40)
+    assert commit.tolist() == [[later_gate == "auto", False, True]]

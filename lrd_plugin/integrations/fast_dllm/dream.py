@@ -109,7 +109,7 @@ def lrd_sample(
     sampler = LRDSampler(config, model.get_input_embeddings().weight, mask_id)
     sequence_scope = config.early_stop and config.early_stop_scope == "sequence"
     # the dual cache predicts later blocks only at its refreshes: the sequence stop reads those
-    lookahead = Lookahead(sampler) if cache == "dual" and sequence_scope else None
+    lookahead = Lookahead(sampler, block_length) if cache == "dual" and sequence_scope else None
     window_to_end = sequence_scope and lookahead is None
     min_forwards = 2 if config.is_base_policy else 1
 
