@@ -25,6 +25,7 @@ configs = st.builds(
     max_refine_steps=st.integers(0, 5),
     refine_commit=st.sampled_from(["auto", "none", "sure", "engine"]),
     stable_slack=st.sampled_from([0.0, 0.5, 2.0, 50.0]),
+    later_gate=st.sampled_from(["auto", "early_stop"]),
     r_f=st.floats(0.01, 1.0),
     top_p=st.floats(0.05, 1.0),
     threshold=st.floats(0.0, 1.0),
