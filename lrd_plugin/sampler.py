@@ -283,8 +283,7 @@ class LRDSampler:
                 cfg.early_stop_rule, cfg.early_stop_scope, settling, kl_block, kl_window, in_block, cfg.tau_decode
             )
             gate: float | Tensor = cfg.early_stop_confidence
-            later = rules.later_gate(cfg, n)
-            if commit.shape[1] > n and later < gate:  # the window reaches past the block
+            if commit.shape[1] > n and (later := rules.later_gate(cfg, n)) < gate:  # the window passes the block
                 gate = torch.where(in_block, gate, later)
             extra = rules.early_stop_commits(
                 cfg.early_stop_rule, fires, left_open, kl_pos, confidence, cfg.tau_decode, gate
