@@ -20,6 +20,8 @@ SAMPLERS = (None, "default", "lrd")
 PREFIX = "lrd_"
 # Set through Fast-dLLM's own arguments (steps, threshold, factor, temperature).
 OWNED_BY_UPSTREAM = ("policy", "steps_per_block", "threshold", "factor", "temperature")
+ALLOWED = tuple(sorted(f.name for f in fields(LRDConfig) if f.name not in OWNED_BY_UPSTREAM))
+_DEFAULTS = LRDConfig()  # frozen: shared by every call that names no setting (one validation saved per call)
 
 
 # Settings an evaluation harness puts in force while its ``generate_until`` runs: upstream's harnesses
@@ -112,22 +114,23 @@ def lrd_config(
     if not whole_answer and not named_scope:
         config = {**(config or {}), "early_stop_scope": "block"}
     if config is None:
-        base = LRDConfig()
+        base = _DEFAULTS
     elif isinstance(config, LRDConfig):
         base = config
     elif isinstance(config, Mapping):
         base = LRDConfig.from_dict(dict(config))
     else:
         raise TypeError(f"lrd_config must be an LRDConfig or a dict of its fields, got {type(config).__name__}")
-    allowed = sorted(f.name for f in fields(LRDConfig) if f.name not in OWNED_BY_UPSTREAM)
     for name in values:
         if name in OWNED_BY_UPSTREAM:
             raise ValueError(
                 f"{PREFIX}{name} is set by Fast-dLLM's own arguments (steps, threshold, factor, temperature); "
-                f"LRD settings allowed here: {[PREFIX + a for a in allowed]}"
+                f"LRD settings allowed here: {[PREFIX + a for a in ALLOWED]}"
             )
-        if name not in allowed:
-            raise ValueError(f"unknown LRD setting {PREFIX}{name}; allowed: {[PREFIX + a for a in allowed]}")
+        if name not in ALLOWED:
+            raise ValueError(f"unknown LRD setting {PREFIX}{name}; allowed: {[PREFIX + a for a in ALLOWED]}")
+    if not values:
+        return base
     return base.replace(**{name: _coerce(base, name, value) for name, value in values.items()})
 
 
