@@ -356,3 +356,24 @@ def test_enable_dream_switches_what_eval_imports(layout: Layout) -> None:
         [sys.executable, "-c", script, str(layout.root)], capture_output=True, text=True, env=env, timeout=300
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- the project's network in Dream's checkpoint format -------------------------------------------
+def test_dream_format_loads_in_upstream_with_the_same_logits(dream: SimpleNamespace, tmp_path: Any) -> None:
+    """`save_dream` writes a checkpoint that upstream's own ``DreamModel.from_pretrained`` loads, and
+    that model computes the project's network exactly: same logits at every position (Dream's shift is
+    the sampler's, not the network's)."""
+    from lrd_plugin.models import CharTokenizer, random_model_for
+    from lrd_plugin.models.dream_format import save_dream
+
+    tokenizer = CharTokenizer("abc0123+=")
+    ours = random_model_for(tokenizer, d_model=64, n_heads=4, n_layers=2, mlp_hidden_size=96, seed=3).eval()
+    save_dream(ours, tokenizer, tmp_path)
+    theirs = dream.package.DreamModel.from_pretrained(tmp_path).eval()
+    assert theirs.generation_config.mask_token_id == tokenizer.mask_id
+    ids = torch.randint(0, tokenizer.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = ours(input_ids=ids).logits
+        got = theirs(ids, "full").logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+

@@ -278,3 +278,27 @@ def test_default_random_model_is_tiny_seeded_and_usable() -> None:
     assert torch.equal(logits, again(input_ids=ids).logits)
     assert not torch.equal(logits, other(input_ids=ids).logits)
     assert float(model.transformer.wte.weight.std()) == pytest.approx(0.02, rel=0.1)
+
+
+@pytest.mark.parametrize("overrides", [{"weight_tying": True}, {"include_bias": True}, {"input_emb_norm": True}])
+def test_dream_format_refuses_what_dream_cannot_hold(overrides: dict[str, object]) -> None:
+    from lrd_plugin.models.dream_format import dream_state_dict
+
+    with pytest.raises(ValueError, match="bias-free, untied LLaDA network"):
+        dream_state_dict(small_model(**overrides))
+
+
+def test_dream_format_names_every_weight_once_with_zero_qkv_biases(tmp_path: Path) -> None:
+    from lrd_plugin.models.dream_format import dream_state_dict, save_dream
+
+    model = small_model()
+    state = dream_state_dict(model)
+    config = model.config
+    biases = config.n_layers * (config.d_model + 2 * config.n_kv_heads * config.head_dim)  # q, k, v
+    assert sum(t.numel() for t in state.values()) == sum(t.numel() for t in model.state_dict().values()) + biases
+    assert not any(t.any() for name, t in state.items() if name.endswith(".bias"))
+    assert torch.equal(state["lm_head.weight"], model.state_dict()["model.transformer.ff_out.weight"])
+    save_dream(model, CharTokenizer("ab"), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "Dream" and config["mask_token_id"] == model.config.mask_token_id
+    assert json.loads((tmp_path / "generation_config.json").read_text())["mask_token_id"] == model.config.mask_token_id
