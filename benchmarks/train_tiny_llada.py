@@ -31,6 +31,11 @@ well as to the answer's start (this project's decoder). Tasks named in ``--full-
 take the full-attention loss in every step: ``count`` was learned in 600 full-attention steps but
 not at all in 430 steps that were 80 % block attention (run 15 in benchmarks/README.md).
 
+``--objective dream`` trains Dream's convention instead (Fast-dLLM's Dream loops): the output at
+position i - 1 predicts token i, full attention only, and ``--out`` gets Dream's checkpoint format
+(`lrd_plugin.models.dream_format`), which upstream's own ``DreamModel`` loads. ``--init-from`` a
+model of this script (LLaDA's convention) starts it from that model's weights.
+
 Every ``--checkpoint-every`` minutes the weights, the optimizer and the step go to ``--checkpoint``;
 ``--resume`` continues from there (the data streams are reseeded from the step), so a run can span
 sessions.
@@ -61,6 +66,7 @@ from torch import Tensor
 
 from lrd_plugin import HFDenoiser, LRDConfig, generate
 from lrd_plugin.models import CharTokenizer, LLaDAModel, block_attention_mask, random_model_for
+from lrd_plugin.models.dream_format import save_dream
 from lrd_plugin.tasks import TASK_CHARS, TASKS, Example, generate_examples, iter_examples, score
 
 MASK_EPS = 1e-3  # LLaDA's forward process: p_mask = (1 - eps) * t + eps
@@ -111,8 +117,10 @@ def diffusion_loss(
     mask_id: int,
     generator: torch.Generator,
     autocast: bool,
+    shift: int = 0,
 ) -> Tensor:
-    """LLaDA's SFT loss on one batch, ``t`` [B] being each sample's noise level."""
+    """LLaDA's SFT loss on one batch, ``t`` [B] being each sample's noise level. ``shift=1`` is
+    Dream's convention: the output at position i - 1 predicts token i."""
     ids, keys, positions, answer_region = batch
     size = ids.shape[0]
     p_mask = ((1 - MASK_EPS) * t + MASK_EPS)[:, None].expand_as(ids)
@@ -121,6 +129,8 @@ def diffusion_loss(
     noisy = torch.where(masked, mask_id, ids).to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
         logits = model(input_ids=noisy, attention_mask=keys.to(device), position_ids=positions.to(device)).logits
+    if shift:  # the first position predicts nothing; it is never in the answer region
+        logits = torch.cat((logits[:, :1], logits[:, :-1]), dim=1)
     masked = masked.to(device)
     token_loss = F.cross_entropy(logits[masked].float(), ids.to(device)[masked], reduction="none")
     answer_length = answer_region.sum(dim=1, keepdim=True).expand_as(ids).to(device)
@@ -190,13 +200,15 @@ def evaluate(
     block_length: int = 32,
     batch_size: int = 100,
     attention: str = "full",
+    shift: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Accuracy per task with the LLaDA baseline: low-confidence remasking, greedy, one token per
     step, under ``full`` or ``block`` attention. Returns ``{task: {n, correct, accuracy, samples}}``."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    denoiser = HFDenoiser(model, tokenizer.mask_id, block_size=block_length if attention == "block" else None)
+    block_size = block_length if attention == "block" else None
+    denoiser = HFDenoiser(model, tokenizer.mask_id, shift=shift, block_size=block_size)
     config = LRDConfig.base(policy="low_confidence")
     results: dict[str, dict[str, Any]] = {}
     for task, examples in tests.items():
@@ -237,9 +249,9 @@ def learning_rate(args: argparse.Namespace, step: int, progress: float) -> float
 
 
 def evaluate_both(
-    model: LLaDAModel, tokenizer: CharTokenizer, tests: dict[str, list[Example]], attentions: list[str]
+    model: LLaDAModel, tokenizer: CharTokenizer, tests: dict[str, list[Example]], attentions: list[str], shift: int = 0
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    return {attention: evaluate(model, tokenizer, tests, attention=attention) for attention in attentions}
+    return {attention: evaluate(model, tokenizer, tests, attention=attention, shift=shift) for attention in attentions}
 
 
 def print_accuracy(results: dict[str, dict[str, Any]], label: str) -> None:
@@ -248,8 +260,11 @@ def print_accuracy(results: dict[str, dict[str, Any]], label: str) -> None:
 
 
 def save(model: LLaDAModel, tokenizer: CharTokenizer, log: dict[str, Any], out: Path) -> None:
-    model.save_pretrained(out)
-    tokenizer.save(out)
+    if log["args"].get("objective") == "dream":  # Dream's names and config, for upstream's DreamModel
+        save_dream(model, tokenizer, out)
+    else:
+        model.save_pretrained(out)
+        tokenizer.save(out)
     (out / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
 
 
@@ -292,6 +307,13 @@ def main() -> None:
         "--full-attention-tasks", default="", help="comma-separated tasks that take full attention in every step"
     )
     parser.add_argument("--gen-mix", default="64:0.85,128:0.1,256:0.05", help="generation length : share of steps")
+    parser.add_argument(
+        "--objective",
+        choices=("llada", "dream"),
+        default="llada",
+        help="llada: the output at a position predicts it; dream: the output at i - 1 predicts token i "
+        "(Dream's convention; full attention only; saved in Dream's checkpoint format)",
+    )
     parser.add_argument("--no-bf16", action="store_true", help="train in plain fp32 (default: bf16 autocast)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--monitor-every", type=float, default=10.0, help="minutes between quick held-out checks")
@@ -336,6 +358,9 @@ def main() -> None:
     if set(attention_mix) - {"full", "block"}:
         parser.error(f"--attention-mix patterns must be full or block, got {sorted(attention_mix)}")
     attentions = [name for name in ("full", "block") if attention_mix.get(name, 0) > 0]
+    if args.objective == "dream" and attentions != ["full"]:
+        parser.error("--objective dream trains full attention only (Fast-dLLM's Dream loops): --attention-mix full:1")
+    shift = int(args.objective == "dream")
     resumed = torch.load(args.checkpoint, weights_only=False) if args.resume else None
     first_step = 0 if resumed is None else resumed["step"]
     stream_seed = args.seed if first_step == 0 else args.seed + first_step  # a resumed run draws new data
@@ -389,7 +414,7 @@ def main() -> None:
                         model, batch, t, tokenizer.mask_id, args.block_size, generator, autocast
                     )
                 else:
-                    part = diffusion_loss(model, batch, t, tokenizer.mask_id, generator, autocast)
+                    part = diffusion_loss(model, batch, t, tokenizer.mask_id, generator, autocast, shift)
                 part = part * len(members) / len(tasks)
                 part.backward()
                 loss += part.detach().cpu()
@@ -417,7 +442,7 @@ def main() -> None:
         if not args.steps and time.perf_counter() - start >= next_monitor:
             next_monitor += args.monitor_every * 60
             monitor_start = time.perf_counter()
-            both = evaluate_both(model, tokenizer, monitor_set, attentions)
+            both = evaluate_both(model, tokenizer, monitor_set, attentions, shift)
             for attention_name, results in both.items():
                 print_accuracy(results, f"step {step} held-out check, {attention_name} attention")
             accuracy = {a: {t: r["accuracy"] for t, r in results.items()} for a, results in both.items()}
@@ -437,7 +462,7 @@ def main() -> None:
     model = model.float().eval()
     eval_start = time.perf_counter()
     tests = {task: generate_examples(task, "test", args.eval_n, args.seed) for task in trained}
-    both = evaluate_both(model, tokenizer, tests, attentions)
+    both = evaluate_both(model, tokenizer, tests, attentions, shift)
     log["eval"] = {
         "decoder": "LRDConfig.base(policy='low_confidence'), gen_length 64, block_length 32, 1 token/step, greedy, "
         "prefix cache",

@@ -39,3 +39,19 @@ def test_full_attention_tasks_outside_the_mix_are_refused(tmp_path: Path) -> Non
     done = train(tmp_path, "--steps", "1", "--task-mix", "count:1", "--full-attention-tasks", "hide")
     assert done.returncode == 2
     assert "--full-attention-tasks names tasks not in --task-mix: ['hide']" in done.stderr
+
+
+def test_the_dream_objective_trains_the_shifted_prediction_and_saves_dream_format(tmp_path: Path) -> None:
+    done = train(tmp_path, "--steps", "2", "--log-every", "1", "--attention-mix", "full:1", "--objective", "dream")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "model"
+    assert json.loads((out / "config.json").read_text())["model_type"] == "Dream"
+    assert (out / "generation_config.json").exists() and (out / "tokenizer.json").exists()
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["args"]["objective"] == "dream" and len(log["loss"]) == 2
+
+
+def test_the_dream_objective_refuses_block_attention(tmp_path: Path) -> None:
+    done = train(tmp_path, "--steps", "1", "--attention-mix", "full:0.5,block:0.5", "--objective", "dream")
+    assert done.returncode == 2
+    assert "--objective dream trains full attention only" in done.stderr
