@@ -21,15 +21,18 @@ import importlib
 import json
 import os
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")  # upstream's attention is torch.compile'd at import
 
 import torch
+from torch import Tensor
 
-from lrd_plugin.integrations.fast_dllm import llada
-from lrd_plugin.integrations.fast_dllm.layout import detect_layout, flat_imports
+from lrd_plugin.integrations.fast_dllm import dream, llada
+from lrd_plugin.integrations.fast_dllm.layout import Layout, detect_layout, flat_imports
 from lrd_plugin.loading import learnt_tasks, trained_tasks
 from lrd_plugin.models import CharTokenizer
 from lrd_plugin.tasks import TASKS, generate_examples, score
@@ -46,6 +49,7 @@ VARIANTS = {
     # the default before stop 37: the 0.999 gate after the block too, not the engine's bar
     "fast-dllm + lrd (later gate 0.999)": {"sampler": "lrd", "lrd_later_gate": "early_stop"},
     "fast-dllm + lrd (no early stop)": {"sampler": "lrd", "lrd_early_stop": False},
+    "fast-dllm + lrd (no mixing)": {"sampler": "lrd", "lrd_mixing": False},  # the default's stop alone
     # the composed mode: the default, and stable positions commit at twice the error the threshold accepts
     "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},
     # Phase 1 commits only what the threshold is sure of (the default in stop 23)
@@ -90,14 +94,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     layout = detect_layout()
-    with flat_imports(layout.llada_dir):
-        upstream = importlib.import_module("generate")
-        modeling = importlib.import_module("model.modeling_llada")
-        configuration = importlib.import_module("model.configuration_llada")
-    original = {name: getattr(upstream, name) for name in CACHES.values()}
-    llada.install(upstream)
-    config = configuration.LLaDAConfig.from_pretrained(args.model)
-    model = modeling.LLaDAModelLM.from_pretrained(args.model, config=config).eval()
+    is_dream = json.loads((args.model / "config.json").read_text()).get("model_type") == "Dream"
+    decode = dream_decoder(layout, args.model) if is_dream else llada_decoder(layout, args.model)
+    if is_dream and ("none" in caches or any("factor" in rule for rule in chosen_rules.values())):
+        raise SystemExit(
+            "Fast-dLLM's Dream loops have a prefix and a dual cache and the threshold rule only: "
+            "pass --caches prefix,dual --rules 'threshold T'"
+        )
     tokenizer = CharTokenizer.load(args.model)
 
     rules = {k: v for k, v in chosen_rules.items() if not (layout.legacy and "factor" in v)}
@@ -109,16 +112,12 @@ def main() -> None:
             totals: dict[tuple[str, str, str], dict[str, float]] = {}
             for example in examples:
                 prompt = torch.tensor([tokenizer.encode(example.prompt)])
-                for cache, function in caches.items():
+                for cache in caches:
                     for rule, rule_args in rules.items():
                         for variant, variant_args in variants.items():
-                            call = original[function] if not variant_args else getattr(upstream, function)
-                            kwargs = {"steps": gen_length, "gen_length": gen_length}
-                            kwargs["block_length"] = args.block_length
+                            lengths = {"gen_length": gen_length, "block_length": args.block_length}
                             start = time.perf_counter()
-                            x, nfe = call(
-                                model, prompt, mask_id=tokenizer.mask_id, **kwargs, **rule_args, **variant_args
-                            )
+                            x, nfe = decode(cache, prompt, tokenizer.mask_id, lengths, rule_args | variant_args)
                             seconds = time.perf_counter() - start
                             text = answer(tokenizer, x[0, prompt.shape[1] :].tolist())
                             slot = totals.setdefault((cache, rule, variant), {"correct": 0, "nfe": 0, "seconds": 0.0})
@@ -149,6 +148,70 @@ def main() -> None:
     table = markdown(records)
     (args.out / "results.md").write_text(table)
     print(table)
+
+
+Decode = Callable[[str, Tensor, int, dict[str, int], dict[str, Any]], tuple[Tensor, int]]
+
+
+def llada_decoder(layout: Layout, model_dir: Path) -> Decode:
+    """``decode(cache, prompt, mask_id, lengths, arguments) -> (x, forwards)`` through upstream's
+    LLaDA ``generate*`` functions: its originals without ``sampler``, switched ones with it."""
+    with flat_imports(layout.llada_dir):
+        upstream = importlib.import_module("generate")
+        modeling = importlib.import_module("model.modeling_llada")
+        configuration = importlib.import_module("model.configuration_llada")
+    original = {name: getattr(upstream, name) for name in CACHES.values()}
+    llada.install(upstream)
+    config = configuration.LLaDAConfig.from_pretrained(model_dir)
+    model = modeling.LLaDAModelLM.from_pretrained(model_dir, config=config).eval()
+
+    def decode(cache: str, prompt: Tensor, mask_id: int, lengths: dict[str, int], arguments: dict[str, Any]):
+        function = CACHES[cache]
+        call = getattr(upstream, function) if "sampler" in arguments else original[function]
+        return call(model, prompt, mask_id=mask_id, steps=lengths["gen_length"], **lengths, **arguments)
+
+    return decode
+
+
+def dream_decoder(layout: Layout, model_dir: Path) -> Decode:
+    """The same through upstream's Dream block sampler (``diffusion_generate`` / ``_sample`` of
+    ``generation_utils_block``, bound to the model as Fast-dLLM's ``eval.py`` binds them) on a model
+    saved in Dream's format (`lrd_plugin.models.dream_format`): the prefix cache is
+    ``dual_cache=False``, the dual cache ``dual_cache=True``, the rule ``confidence_threshold``.
+    Forwards are counted at the model (Dream returns none)."""
+    with flat_imports(layout.dream_dir):
+        package = importlib.import_module("model")
+        block = importlib.import_module("model.generation_utils_block")
+    mixin = block.DreamGenerationMixin
+    original = (vars(mixin)["diffusion_generate"], vars(mixin)["_sample"])
+    dream.install(block)
+    switched = (vars(mixin)["diffusion_generate"], vars(mixin)["_sample"])
+    model = package.DreamModel.from_pretrained(model_dir).eval()
+    forwards = [0]
+    model.register_forward_pre_hook(lambda module, args: forwards.__setitem__(0, forwards[0] + 1))
+
+    def decode(cache: str, prompt: Tensor, mask_id: int, lengths: dict[str, int], arguments: dict[str, Any]):
+        arguments = dict(arguments)
+        functions = switched if "sampler" in arguments else original
+        model.diffusion_generate = types.MethodType(functions[0], model)
+        model._sample = types.MethodType(functions[1], model)
+        forwards[0] = 0
+        x = model.diffusion_generate(
+            prompt,
+            max_new_tokens=lengths["gen_length"],
+            steps=lengths["gen_length"],
+            block_length=lengths["block_length"],
+            alg="confidence_threshold",
+            threshold=arguments.pop("threshold"),
+            temperature=0.0,
+            top_p=None,
+            top_k=None,
+            dual_cache=cache == "dual",
+            **arguments,
+        )
+        return x, forwards[0]
+
+    return decode
 
 
 def _rule(name: str) -> dict[str, float]:
