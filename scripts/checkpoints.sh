@@ -20,6 +20,7 @@ declare -A SOURCES=(
   [run15b]="1cc4d0aea52dbf3f53b20c2c7346ae7d78ebe1fe benchmarks/checkpoints/run15b"  # count learned, old tasks not restored (stop 31)
   [run17]="52a7ceff754e4f6f4612839db8ea03b85cc660bf benchmarks/checkpoints/run17"  # restoring run from run15b: count kept, hide not learned, arith 81.5 % (stop 32)
   [run18]="fb97af567f0959bbdb417b305dd1e5c98829a46f lrd_plugin/default_model"  # the default since stop 33
+  [dream1]="4f1a522cfadc1e849a77b50a415f00bb64088a3f benchmarks/checkpoints/dream1"  # run 18 under Dream's shifted objective, Dream format (stop 38)
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=("${!SOURCES[@]}")
