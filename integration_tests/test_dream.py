@@ -376,4 +376,3 @@ def test_dream_format_loads_in_upstream_with_the_same_logits(dream: SimpleNamesp
         expected = ours(input_ids=ids).logits
         got = theirs(ids, "full").logits
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-
