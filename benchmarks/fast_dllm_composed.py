@@ -10,7 +10,9 @@ thresholds and factors), block 32, batch 1 as in Fast-dLLM's evaluation scripts,
 (``sampler`` absent), the plugin with LRD's features off (its overhead: should be within noise),
 LRD with the paper's early stop, LRD with the package's default early stop (``per_position``; over
 the block on the dual cache, which predicts only the block), and LRD without early stop.
-Settings are interleaved per prompt so that machine noise falls on all of them alike. Writes
+A Dream-format ``--model`` (``model_type: Dream``, e.g. ``dream1``) runs upstream's Dream block sampler
+instead (prefix and dual cache, the threshold rule). Settings are interleaved per prompt so that
+machine noise falls on all of them alike. Writes
 ``results.json`` and ``results.md`` into ``--out``.
 """
 
