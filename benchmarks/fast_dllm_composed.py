@@ -184,10 +184,7 @@ def dream_decoder(layout: Layout, model_dir: Path) -> Decode:
     with flat_imports(layout.dream_dir):
         package = importlib.import_module("model")
         block = importlib.import_module("model.generation_utils_block")
-    mixin = block.DreamGenerationMixin
-    original = (vars(mixin)["diffusion_generate"], vars(mixin)["_sample"])
-    dream.install(block)
-    switched = (vars(mixin)["diffusion_generate"], vars(mixin)["_sample"])
+    original, switched = dream.switched_pairs(block)
     model = package.DreamModel.from_pretrained(model_dir).eval()
     forwards = [0]
     model.register_forward_pre_hook(lambda module, args: forwards.__setitem__(0, forwards[0] + 1))

@@ -121,10 +121,7 @@ def fast_dllm_loops(n: int, runs: int) -> list[dict[str, Any]]:
     with flat_imports(layout.dream_dir):
         package = importlib.import_module("model")
         block = importlib.import_module("model.generation_utils_block")
-    mixin = block.DreamGenerationMixin
-    upstream = (vars(mixin)["diffusion_generate"], vars(mixin)["_sample"])
-    lrd_dream.install(block)
-    switched = (vars(mixin)["diffusion_generate"], vars(mixin)["_sample"])
+    upstream, switched = lrd_dream.switched_pairs(block)
     dream = _random_dream(package, tokenizer)
     for dual in (False, True):
         for alg in ("confidence_threshold",):  # (``entropy`` commits one token per forward whatever its threshold)

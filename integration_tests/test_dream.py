@@ -376,3 +376,8 @@ def test_dream_format_loads_in_upstream_with_the_same_logits(dream: SimpleNamesp
         expected = ours(input_ids=ids).logits
         got = theirs(ids, "full").logits
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_switched_pairs_gives_upstreams_functions_and_the_switched_ones(dream: SimpleNamespace) -> None:
+    original, switched = lrd_dream.switched_pairs(dream.block)
+    assert original == dream.upstream and switched == dream.switched

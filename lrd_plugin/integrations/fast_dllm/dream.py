@@ -440,6 +440,14 @@ def install(upstream: ModuleType) -> ModuleType:
     return upstream
 
 
+def switched_pairs(upstream: ModuleType) -> tuple[tuple[Callable[..., Any], ...], tuple[Callable[..., Any], ...]]:
+    """`install`, then upstream's own ``(diffusion_generate, _sample)`` and the switched pair, for a
+    caller that binds one or the other to a model (``types.MethodType``, as Fast-dLLM's ``eval.py``)."""
+    install(upstream)
+    switched = tuple(vars(upstream.DreamGenerationMixin)[name] for name in ("diffusion_generate", "_sample"))
+    return tuple(function.__wrapped__ for function in switched), switched
+
+
 def _mark(switched: Callable[..., Any], function: Callable[..., Any]) -> Callable[..., Any]:
     switched.__wrapped__ = function  # type: ignore[attr-defined]
     switched.__lrd_switch__ = True  # type: ignore[attr-defined]
