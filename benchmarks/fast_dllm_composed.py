@@ -51,6 +51,10 @@ VARIANTS = {
     # the default before stop 37: the 0.999 gate after the block too, not the engine's bar
     "fast-dllm + lrd (later gate 0.999)": {"sampler": "lrd", "lrd_later_gate": "early_stop"},
     "fast-dllm + lrd (no early stop)": {"sampler": "lrd", "lrd_early_stop": False},
+    # the sequence stop commits later positions only on the forward that finishes the block
+    "fast-dllm + lrd (later at block end)": {"sampler": "lrd", "lrd_later_commit": "block_end"},
+    # the sequence stop commits later positions on any step (the default before stop 39)
+    "fast-dllm + lrd (later every step)": {"sampler": "lrd", "lrd_later_commit": "every_step"},
     "fast-dllm + lrd (no mixing)": {"sampler": "lrd", "lrd_mixing": False},  # the default's stop alone
     # the composed mode: the default, and stable positions commit at twice the error the threshold accepts
     "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},

@@ -24,6 +24,7 @@ EARLY_STOP_SCOPES = ("block", "sequence")
 EARLY_STOP_RULES = ("paper", "kl_gated", "per_position")
 REFINE_COMMITS = ("auto", "none", "sure", "engine")
 LATER_GATES = ("auto", "early_stop")
+LATER_COMMITS = ("auto", "block_end", "every_step")
 PARALLEL_POLICIES = ("threshold", "factor")  # commit rules that commit several tokens per forward
 
 
@@ -73,6 +74,13 @@ class LRDConfig:
             (block_length + 1)``), so a settled later position the engine would commit at its block's
             first forward is committed now; early_stop_confidence under a one-token-per-step
             policy. ``early_stop``: early_stop_confidence everywhere.
+        later_commit: when the sequence-scope stop may commit positions after the current block.
+            ``auto`` (default): ``block_end`` under a parallel rule (the composed mode), ``every_step``
+            under a one-token-per-step policy. ``block_end``: only on the forward that finishes the
+            block, so a committed later tail never changes the context of the block the engine is
+            still decoding (the dual cache's full forwards come at block starts, so there it holds by
+            construction). ``every_step``: on any step (the default before stop 39), so a tail that
+            settles early needs no later block's forwards.
         stable_slack: with ``early_stop``, every Phase-2 step also commits each open block position
             that is stable (own KL < tau_decode) and whose error 1 - p is at most ``stable_slack``
             times the error 1 - ``threshold`` that the threshold rule accepts from any position
@@ -102,6 +110,7 @@ class LRDConfig:
     early_stop_rule: str = "per_position"
     early_stop_confidence: float = 0.999
     later_gate: str = "auto"
+    later_commit: str = "auto"
     stable_slack: float = 0.0
     refinement: bool = True
     mixing: bool = True
@@ -126,6 +135,7 @@ class LRDConfig:
         _choice("early_stop_rule", self.early_stop_rule, EARLY_STOP_RULES)
         _in_range("early_stop_confidence", self.early_stop_confidence, 0.0, 1.0)
         _choice("later_gate", self.later_gate, LATER_GATES)
+        _choice("later_commit", self.later_commit, LATER_COMMITS)
         _in_range("stable_slack", self.stable_slack, 0.0, math.inf)
         _choice("policy", self.policy, POLICIES)
         if self.steps_per_block is not None:
@@ -170,6 +180,14 @@ class LRDConfig:
         if self.refine_commit == "auto":
             return "engine" if self.policy in PARALLEL_POLICIES else "none"
         return self.refine_commit
+
+    @property
+    def later_commits_at(self) -> str:
+        """``later_commit`` resolved: ``auto`` is ``block_end`` under a parallel commit rule, else
+        ``every_step``."""
+        if self.later_commit == "auto":
+            return "block_end" if self.policy in PARALLEL_POLICIES else "every_step"
+        return self.later_commit
 
     @property
     def commits_in_refinement(self) -> bool:

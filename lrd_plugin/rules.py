@@ -73,6 +73,14 @@ def early_stop_commits(
     return stable_commits(kl, confidence, extra, tau, gate)
 
 
+def block_finishes(left_open_block: Tensor) -> Tensor:
+    """[B] rows whose block has no open position left after this step's commits: where later
+    commits wait for the block's end (``later_commit`` resolved to ``block_end``) only these may
+    commit positions after the block, so a committed later tail never changes the context of a
+    block still being decoded."""
+    return ~left_open_block.any(dim=-1)
+
+
 def sequence_finished(rule: str, decoding: Tensor, kl_window: Tensor, tau: float, left_open: Tensor) -> Tensor:
     """[B] sequences whose whole answer the sequence-scope stop has just finished."""
     fired = decoding if rule == "per_position" else decoding & (kl_window < tau)

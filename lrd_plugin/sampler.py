@@ -288,6 +288,8 @@ class LRDSampler:
             extra = rules.early_stop_commits(
                 cfg.early_stop_rule, fires, left_open, kl_pos, confidence, cfg.tau_decode, gate
             )
+            if cfg.later_commits_at == "block_end" and commit.shape[1] > n:
+                extra[:, n:] &= rules.block_finishes(left_open[:, :n] & ~extra[:, :n]).unsqueeze(-1)
             state.early_stopped |= extra[:, :n].any(dim=-1)
             commit |= extra
             if cfg.early_stop_scope == "sequence":

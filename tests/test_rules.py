@@ -284,7 +284,7 @@ def test_the_later_gate_is_the_engines_bar_under_a_parallel_rule():
 def test_a_settled_later_position_commits_at_the_engines_bar(later_gate):
     """A window past the block (the prefix cache's sequence stop): a stable later position at 0.95
     commits under threshold 0.9 with the ``auto`` gate, not with 0.999; one at 0.85 does not."""
-    cfg = LRDConfig(policy="threshold", threshold=0.9, later_gate=later_gate)
+    cfg = LRDConfig(policy="threshold", threshold=0.9, later_gate=later_gate, later_commit="every_step")
     sampler = LRDSampler(cfg, torch.randn(VOCAB, 4), MASK)
     state = sampler.init_block(torch.full((1, 5), MASK), 3)
     logits = peaked([[1, 2, 3, 4, 5]], [[0.95, 0.85, 0.8, 0.95, 0.85]])
@@ -301,3 +301,35 @@ def test_the_lookahead_commits_a_settled_position_at_the_engines_bar(later_gate)
     look.step(torch.full((1, 3), MASK), logits, 40)
     commit, _ = look.step(torch.full((1, 3), MASK), logits, 40)
     assert commit.tolist() == [[later_gate == "auto", False, True]]
+
+
+@pytest.mark.parametrize("later_commit", ["block_end", "every_step"])
+def test_later_positions_wait_for_the_forward_that_finishes_the_block(later_commit):
+    """``later_commit="block_end"``: a settled later position commits only on the forward that
+    finishes the block, so it never changes the context of the block still being decoded;
+    ``every_step`` commits it on the first step that finds it settled."""
+    cfg = LRDConfig(policy="threshold", threshold=0.9, later_commit=later_commit)
+    sampler = LRDSampler(cfg, torch.randn(VOCAB, 4), MASK)
+    state = sampler.init_block(torch.full((1, 5), MASK), 3)
+    logits = peaked([[1, 2, 3, 4, 5]], [[0.95, 0.5, 0.4, 0.99, 0.3]])
+    assert sampler.step(state, logits).tolist() == [[True, False, False, False, False]]  # no KL yet
+    second = sampler.step(state, logits)  # the engine's forced best; the block keeps one open position
+    assert second.tolist() == [[False, True, False, later_commit == "every_step", False]]
+    third = sampler.step(state, logits)  # the forced best finishes the block
+    assert third.tolist() == [[False, False, True, later_commit == "block_end", False]]
+    assert not state.finished_sequence.item()  # position 4 (0.3) is still open
+
+
+def test_later_commit_names_its_choices():
+    with pytest.raises(ValueError, match=r"later_commit must be one of \['auto', 'block_end', 'every_step'\]"):
+        LRDConfig(later_commit="never")
+
+
+def test_later_commit_auto_waits_for_the_block_end_only_under_a_parallel_rule():
+    """``auto``: the composed mode keeps the block's context (``block_end``); the paper's
+    one-token-per-step policies commit a settled tail at once (``every_step``)."""
+    for policy in ("threshold", "factor"):
+        assert LRDConfig(policy=policy).later_commits_at == "block_end"
+    for policy in ("lowest_entropy", "low_confidence"):
+        assert LRDConfig(policy=policy).later_commits_at == "every_step"
+    assert LRDConfig(later_commit="block_end").later_commits_at == "block_end"

@@ -26,6 +26,7 @@ configs = st.builds(
     refine_commit=st.sampled_from(["auto", "none", "sure", "engine"]),
     stable_slack=st.sampled_from([0.0, 0.5, 2.0, 50.0]),
     later_gate=st.sampled_from(["auto", "early_stop"]),
+    later_commit=st.sampled_from(["auto", "block_end", "every_step"]),
     r_f=st.floats(0.01, 1.0),
     top_p=st.floats(0.05, 1.0),
     threshold=st.floats(0.0, 1.0),
@@ -66,6 +67,9 @@ def test_random_logit_streams_commit_each_position_once_and_terminate(cfg, seed,
         assert not (commit & (before != MASK)).any(), "a committed position was committed again"
         assert torch.equal(state.tokens[before != MASK], before[before != MASK]), "a committed token changed"
         assert not (state.tokens[commit] == MASK).any(), "the mask token was committed as an answer"
+        if cfg.later_commits_at == "block_end":
+            block_open = (state.tokens[:, :block] == MASK).any(dim=-1)
+            assert not (commit[:, block:].any(dim=-1) & block_open).any(), "a later commit before the block's end"
         for b, j in commit.nonzero().tolist():
             committed_at[(b, j)] = forwards
         assert forwards <= sampler.max_forwards_per_block(block)
