@@ -53,7 +53,7 @@ VARIANTS = {
     "fast-dllm + lrd (no early stop)": {"sampler": "lrd", "lrd_early_stop": False},
     # the sequence stop commits later positions only on the forward that finishes the block
     "fast-dllm + lrd (later at block end)": {"sampler": "lrd", "lrd_later_commit": "block_end"},
-    # the sequence stop commits later positions on any step (the default before stop 39)
+    # the sequence stop commits later positions on any step (the default before stop 40)
     "fast-dllm + lrd (later every step)": {"sampler": "lrd", "lrd_later_commit": "every_step"},
     "fast-dllm + lrd (no mixing)": {"sampler": "lrd", "lrd_mixing": False},  # the default's stop alone
     # the composed mode: the default, and stable positions commit at twice the error the threshold accepts

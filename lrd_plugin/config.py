@@ -79,7 +79,7 @@ class LRDConfig:
             under a one-token-per-step policy. ``block_end``: only on the forward that finishes the
             block, so a committed later tail never changes the context of the block the engine is
             still decoding (the dual cache's full forwards come at block starts, so there it holds by
-            construction). ``every_step``: on any step (the default before stop 39), so a tail that
+            construction). ``every_step``: on any step (the default before stop 40), so a tail that
             settles early needs no later block's forwards.
         stable_slack: with ``early_stop``, every Phase-2 step also commits each open block position
             that is stable (own KL < tau_decode) and whose error 1 - p is at most ``stable_slack``
