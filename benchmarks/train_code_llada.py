@@ -26,7 +26,9 @@ adds block-diffusion steps as in ``train_tiny_llada.py`` (their loss functions a
 there); infill rows then see their right context only from earlier blocks, as block decoding would.
 
 Every ``--checkpoint-every`` minutes the weights, the optimizer, the step and the tokenizer go to
-``--checkpoint``; ``--resume`` continues from there (data streams reseeded from the step). With
+``--checkpoint``; ``--resume`` continues from there (data streams reseeded from the step).
+``--init-from DIR`` starts instead from a saved model directory (weights, tokenizer and sizes; a
+fresh optimizer and schedule), for a machine without the run's checkpoint. With
 ``--minutes`` the learning-rate schedule follows the elapsed share of the budget, so the step count
 depends on the machine; ``--steps N`` makes every step reproducible.
 
@@ -224,6 +226,9 @@ def print_scores(results: dict[str, Any], label: str) -> None:
 # --- training ------------------------------------------------------------------------------------
 
 
+INIT_FILES = ("config.json", "model.safetensors", "tokenizer.json")  # what --init-from reads
+
+
 def save(model: LLaDAModel, tokenizer: BPETokenizer, log: dict[str, Any], out: Path) -> None:
     model.save_pretrained(out)
     tokenizer.save(out)
@@ -272,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, default=Path("runs/train/code_checkpoint.pt"))
     parser.add_argument("--checkpoint-every", type=float, default=5.0, help="minutes between checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from a saved model directory (e.g. lrd_plugin/code_model): its weights, tokenizer and "
+        "sizes, with a fresh optimizer and schedule; for a machine that lacks the run's --checkpoint",
+    )
     return parser
 
 
@@ -290,6 +302,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.eval_body_length % 32:
         parser.error(f"--eval-body-length must be a multiple of the evaluation's block 32, got {args.eval_body_length}")
     attentions = [name for name in ("full", "block") if attention_mix.get(name, 0) > 0]
+    if args.init_from is not None:
+        if args.resume:
+            parser.error("--init-from and --resume exclude each other: --resume continues --checkpoint")
+        missing = [f for f in INIT_FILES if not (args.init_from / f).is_file()]
+        if missing:
+            parser.error(f"--init-from {args.init_from} must be a saved model directory; it lacks {missing}")
+        sizes = json.loads((args.init_from / "config.json").read_text())
+        for name in ("d_model", "n_layers", "n_heads", "mlp_hidden_size"):
+            setattr(args, name, sizes[name])
+        args.tokenizer = args.init_from
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -324,6 +346,10 @@ def main(argv: list[str] | None = None) -> None:
         "monitor": [],
     }
     step, done_before = 0, 0.0
+    if args.init_from is not None:
+        model.load_state_dict(LLaDAModel.from_pretrained(args.init_from).state_dict())
+        log["init_from"] = str(args.init_from)
+        print(f"weights from {args.init_from}", flush=True)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("safetensors")
@@ -17,7 +18,7 @@ from lrd_plugin import cli, loading
 from lrd_plugin import code_tasks as ct
 from lrd_plugin.code_corpus import list_modules, split_of_path
 from lrd_plugin.loading import load_model
-from lrd_plugin.models import BPETokenizer
+from lrd_plugin.models import BPETokenizer, LLaDAModel
 
 TINY = ["--d-model", "32", "--n-layers", "2", "--n-heads", "4", "--mlp-hidden-size", "64", "--vocab-size", "400"]
 
@@ -82,6 +83,17 @@ def test_smoke_run_resume_load_and_generate(corpus: str, tmp_path: Path, capsys,
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["prompt"] == "def f(x):\n" and isinstance(record["text"], str) and record["nfe"] >= 1
 
+    # --init-from starts a new run from the saved model: its sizes win over the command line's, and
+    # with a zero learning rate one step leaves its weights and tokenizer as they were.
+    run(["--steps", "1", "--lr", "0", "--d-model", "64", "--init-from", str(out), "--out", str(tmp_path / "again")],
+        corpus, tmp_path)  # fmt: skip
+    again = load_model(str(tmp_path / "again"))
+    assert json.loads((tmp_path / "again" / "train_log.json").read_text())["init_from"] == str(out)
+    assert again.tokenizer.payload() == loaded.tokenizer.payload()
+    before, after = LLaDAModel.from_pretrained(out).state_dict(), LLaDAModel.from_pretrained(tmp_path / "again")
+    for key, value in after.state_dict().items():
+        assert torch.equal(before[key], value), key
+
     # `--model code` resolves to the package's code_model directory when one is there.
     shipped = tmp_path / "code_model"
     shutil.copytree(out, shipped)
@@ -104,3 +116,12 @@ def test_bad_mixes_are_refused(corpus: str, tmp_path: Path) -> None:
         run(["--steps", "1", "--data-mix", "window:0.5,poetry:0.5"], corpus, tmp_path)
     with pytest.raises(SystemExit):
         run(["--steps", "1", "--body-gen-mix", "48:1"], corpus, tmp_path)
+
+
+def test_init_from_needs_a_saved_model_and_excludes_resume(corpus: str, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        run(["--steps", "1", "--init-from", str(tmp_path / "absent")], corpus, tmp_path)
+    assert "--init-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(["--steps", "1", "--init-from", str(tmp_path), "--resume"], corpus, tmp_path)
+    assert "exclude each other" in capsys.readouterr().err
