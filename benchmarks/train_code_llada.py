@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         if missing:
             parser.error(f"--init-from {args.init_from} must be a saved model directory; it lacks {missing}")
         sizes = json.loads((args.init_from / "config.json").read_text())
-        for name in ("d_model", "n_layers", "n_heads", "mlp_hidden_size"):
+        for name in ("d_model", "n_layers", "n_heads", "mlp_hidden_size"):  # so the log's args are true
             setattr(args, name, sizes[name])
         args.tokenizer = args.init_from
 
@@ -324,15 +324,19 @@ def main(argv: list[str] | None = None) -> None:
     else:
         tokenizer = build_tokenizer(args.vocab_size, root=args.stdlib_root)
     print(f"tokenizer: {tokenizer.vocab_size} ids ({time.perf_counter() - clock:.0f} s)", flush=True)
-    model = random_model_for(
-        tokenizer,
-        d_model=args.d_model,
-        n_heads=args.n_heads,
-        n_layers=args.n_layers,
-        mlp_hidden_size=args.mlp_hidden_size,
-        seed=args.seed,
-        max_sequence_length=1024,
-    ).to(args.device)
+    if args.init_from is not None:
+        model = LLaDAModel.from_pretrained(args.init_from).to(args.device)
+        print(f"weights from {args.init_from}", flush=True)
+    else:
+        model = random_model_for(
+            tokenizer,
+            d_model=args.d_model,
+            n_heads=args.n_heads,
+            n_layers=args.n_layers,
+            mlp_hidden_size=args.mlp_hidden_size,
+            seed=args.seed,
+            max_sequence_length=1024,
+        ).to(args.device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f}M parameters, {n_params * 4 / 1e6:.1f} MB in fp32", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
@@ -347,9 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     step, done_before = 0, 0.0
     if args.init_from is not None:
-        model.load_state_dict(LLaDAModel.from_pretrained(args.init_from).state_dict())
         log["init_from"] = str(args.init_from)
-        print(f"weights from {args.init_from}", flush=True)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
