@@ -34,10 +34,11 @@ depends on the machine; ``--steps N`` makes every step reproducible.
 
 At the end the script saves ``model.safetensors``, ``config.json``, ``tokenizer.json`` (with the
 Python version and the corpus digests) and ``train_log.json`` (the command, wall time, steps,
-losses, evaluation) into ``--out``, which ``load_model`` (and ``--model DIR``) reads. It evaluates
-``--eval-n`` held-out examples per task with the LLaDA baseline (low-confidence remasking, one token
-per step): exact match, parse rate, doctest runs, token accuracy, against the trivial baseline (the
-most frequent training token everywhere), and the median top-1 confidence on masked positions of
+losses, evaluation) into ``--out`` (the weights in shards with ``--max-shard-mb``), which
+``load_model`` (and ``--model DIR``) reads. It evaluates ``--eval-n`` held-out examples per task
+with the LLaDA baseline (low-confidence remasking, one token per step): exact match, parse rate,
+doctest runs, token accuracy, against the trivial baseline (the most frequent training token
+everywhere), and the median top-1 confidence on masked positions of
 held-out windows.
 """
 
@@ -226,11 +227,12 @@ def print_scores(results: dict[str, Any], label: str) -> None:
 # --- training ------------------------------------------------------------------------------------
 
 
-INIT_FILES = ("config.json", "model.safetensors", "tokenizer.json")  # what --init-from reads
+INIT_FILES = ("config.json", "tokenizer.json")  # what --init-from reads, beside the weights (one file or shards)
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
-def save(model: LLaDAModel, tokenizer: BPETokenizer, log: dict[str, Any], out: Path) -> None:
-    model.save_pretrained(out)
+def save(model: LLaDAModel, tokenizer: BPETokenizer, log: dict[str, Any], out: Path, shard_mb: float | None) -> None:
+    model.save_pretrained(out, None if shard_mb is None else int(shard_mb * 2**20))
     tokenizer.save(out)
     (out / "train_log.json").write_text(json.dumps(log, indent=1) + "\n")
 
@@ -276,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-windows", type=int, default=64, help="held-out windows for the confidence check")
     parser.add_argument("--checkpoint", type=Path, default=Path("runs/train/code_checkpoint.pt"))
     parser.add_argument("--checkpoint-every", type=float, default=5.0, help="minutes between checkpoints")
+    parser.add_argument(
+        "--max-shard-mb",
+        type=float,
+        default=None,
+        help="save the weights in shards of at most this many MiB (e.g. 15 for the device tool's 16 MiB files)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
     parser.add_argument(
         "--init-from",
@@ -299,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--attention-mix patterns must be full or block, got {sorted(attention_mix)}")
     if any(g % args.block_size for g in parse_mix(args.body_gen_mix, int)):
         parser.error(f"--body-gen-mix lengths must be multiples of --block-size {args.block_size}")
+    if args.max_shard_mb is not None and not args.max_shard_mb * 2**20 >= 1:
+        parser.error(f"--max-shard-mb must be positive, got {args.max_shard_mb}")
     if args.eval_body_length % 32:
         parser.error(f"--eval-body-length must be a multiple of the evaluation's block 32, got {args.eval_body_length}")
     attentions = [name for name in ("full", "block") if attention_mix.get(name, 0) > 0]
@@ -306,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.resume:
             parser.error("--init-from and --resume exclude each other: --resume continues --checkpoint")
         missing = [f for f in INIT_FILES if not (args.init_from / f).is_file()]
+        if not any((args.init_from / f).is_file() for f in WEIGHTS):
+            missing.append(" or ".join(WEIGHTS))
         if missing:
             parser.error(f"--init-from {args.init_from} must be a saved model directory; it lacks {missing}")
         sizes = json.loads((args.init_from / "config.json").read_text())
@@ -435,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
             log["monitor"].append(
                 {"step": step, "scores": {t: r["model"] for t, r in results.items()}, "windows": confidence}
             )
-            save(model, tokenizer, log, args.out)  # a killed run still leaves its latest weights
+            save(model, tokenizer, log, args.out, args.max_shard_mb)  # a killed run still leaves its latest weights
             start += time.perf_counter() - monitor_start  # checks do not eat the training budget
         if time.perf_counter() - start >= next_checkpoint:
             next_checkpoint += args.checkpoint_every * 60
@@ -446,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     log |= {"steps": step, "train_minutes": round(train_minutes, 2), "tokens_seen_this_session": tokens_seen}
     log["steps_per_minute"] = round(step / train_minutes, 2) if train_minutes > 0 else None
     print(f"trained {step} steps in {train_minutes:.1f} min", flush=True)
-    save(model, tokenizer, log, args.out)
+    save(model, tokenizer, log, args.out, args.max_shard_mb)
     state = {"step": step, "elapsed": train_minutes * 60, "log": log, "tokenizer": payload}
     save_checkpoint(args.checkpoint, model, optimizer, state)
 
@@ -477,7 +489,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{100 * w['masked_token_accuracy']:.1f}%, cross-entropy {w['masked_cross_entropy']:.3f}",
         flush=True,
     )
-    save(model, tokenizer, log, args.out)
+    save(model, tokenizer, log, args.out, args.max_shard_mb)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,21 @@ def _all_modules(root: str) -> tuple[SourceFile, ...]:
     return tuple(files)
 
 
+def copy_modules(destination: str | Path, root: str | Path | None = None) -> int:
+    """Write every usable module under ``root`` to the same relative path under ``destination`` and
+    return how many. A machine with another Python (a lent GPU's image) then trains on this machine's
+    corpus with ``--stdlib-root destination``: the same files, so the same split and digests."""
+    base = Path(destination)
+    if base.exists() and any(base.iterdir()):
+        raise FileExistsError(f"destination {base} must be empty or absent, so that no stray file joins the corpus")
+    files = list_modules(root)
+    for f in files:
+        target = base.joinpath(*f.path.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f.text, encoding="utf-8", newline="\n")
+    return len(files)
+
+
 def load_split(split: str, root: str | Path | None = None) -> list[SourceFile]:
     """The modules of ``split``; ``train`` holds no file whose text equals a ``test`` file's."""
     if split not in SPLITS:

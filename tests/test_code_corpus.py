@@ -13,6 +13,7 @@ pytest.importorskip("tokenizers")
 from lrd_plugin.code_corpus import (
     EXCLUDED_DIRS,
     build_tokenizer,
+    copy_modules,
     corpus_metadata,
     list_modules,
     load_split,
@@ -136,3 +137,24 @@ def test_missing_library_names_the_extra(tokenizer: BPETokenizer, tmp_path, monk
     monkeypatch.setitem(sys.modules, "tokenizers", None)  # as if the [code] extra were not installed
     with pytest.raises(ImportError, match=r"lrd-plugin\[code\]"):
         BPETokenizer.load(tmp_path)
+
+
+def test_copied_modules_are_the_same_corpus(tmp_path) -> None:
+    """A copy for a machine with another Python holds the same files, so the same split and digests."""
+    source = tmp_path / "stdlib"
+    for path, text in {
+        "a.py": "x = 1\n",
+        "pkg/__init__.py": "",
+        "pkg/b.py": "def f():\n    return 2\n",
+        "pkg/tests/t.py": "y = 3\n",  # a test suite: left out
+        "bad.py": "def (:\n",  # does not parse: left out
+        "notes.txt": "not python\n",
+    }.items():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text(text)
+    count = copy_modules(tmp_path / "copy", source)
+    assert count == 3
+    assert list_modules(tmp_path / "copy") == list_modules(source)
+    assert corpus_metadata(tmp_path / "copy") == corpus_metadata(source)
+    with pytest.raises(FileExistsError, match="destination"):
+        copy_modules(tmp_path / "copy", source)

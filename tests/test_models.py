@@ -154,6 +154,31 @@ def test_save_load_round_trip_gives_identical_logits(tmp_path: Path, overrides: 
     assert half(input_ids=ids).logits.dtype == torch.bfloat16
 
 
+@torch.no_grad()
+def test_sharded_save_loads_the_same_weights_and_either_layout_replaces_the_other(tmp_path: Path) -> None:
+    """Shards no larger than the cap (for a transfer that limits a file's size), the Hugging Face
+    index beside them; saving again unsharded leaves one file, and no stale shard is read."""
+    model = small_model()
+    state = model.state_dict()
+    largest = max(t.numel() * t.element_size() for t in state.values())
+    model.save_pretrained(tmp_path, max_shard_bytes=largest)
+    shards = sorted(tmp_path.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and not (tmp_path / "model.safetensors").exists()
+    assert all(f.stat().st_size <= largest + 1024 for f in shards)  # a shard's header is under 1 KiB here
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"]) == set(state) and set(index["weight_map"].values()) == {f.name for f in shards}
+    loaded = LLaDAModel.from_pretrained(tmp_path)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+
+    model.save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("model-*")) and (tmp_path / "model.safetensors").exists()
+    loaded = LLaDAModel.from_pretrained(tmp_path)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_shard_bytes must be a positive int"):
+            model.save_pretrained(tmp_path, max_shard_bytes=bad)
+
+
 def test_from_pretrained_reports_missing_and_unexpected_keys(tmp_path: Path) -> None:
     small_model().save_pretrained(tmp_path)
     weights = tmp_path / "model.safetensors"

@@ -84,15 +84,21 @@ def test_smoke_run_resume_load_and_generate(corpus: str, tmp_path: Path, capsys,
     assert record["prompt"] == "def f(x):\n" and isinstance(record["text"], str) and record["nfe"] >= 1
 
     # --init-from starts a new run from the saved model: its sizes win over the command line's, and
-    # with a zero learning rate one step leaves its weights and tokenizer as they were.
-    run(["--steps", "1", "--lr", "0", "--d-model", "64", "--init-from", str(out), "--out", str(tmp_path / "again")],
-        corpus, tmp_path)  # fmt: skip
-    again = load_model(str(tmp_path / "again"))
-    assert json.loads((tmp_path / "again" / "train_log.json").read_text())["init_from"] == str(out)
-    assert again.tokenizer.payload() == loaded.tokenizer.payload()
-    before, after = LLaDAModel.from_pretrained(out).state_dict(), LLaDAModel.from_pretrained(tmp_path / "again")
-    for key, value in after.state_dict().items():
-        assert torch.equal(before[key], value), key
+    # with a zero learning rate one step leaves its weights and tokenizer as they were; the weights
+    # may be saved in shards (--max-shard-mb) and a sharded directory is a valid --init-from.
+    before = LLaDAModel.from_pretrained(out).state_dict()
+    source = out
+    for name, shards in (("again", ["--max-shard-mb", "0.1"]), ("third", [])):
+        run(["--steps", "1", "--lr", "0", "--d-model", "64", "--init-from", str(source),
+             "--out", str(tmp_path / name), *shards], corpus, tmp_path)  # fmt: skip
+        again = load_model(str(tmp_path / name))
+        assert json.loads((tmp_path / name / "train_log.json").read_text())["init_from"] == str(source)
+        assert again.tokenizer.payload() == loaded.tokenizer.payload()
+        after = LLaDAModel.from_pretrained(tmp_path / name)
+        for key, value in after.state_dict().items():
+            assert torch.equal(before[key], value), key
+        source = tmp_path / name
+    assert len(list((tmp_path / "again").glob("model-*-of-*.safetensors"))) > 1
 
     # `--model code` resolves to the package's code_model directory when one is there.
     shipped = tmp_path / "code_model"
@@ -116,6 +122,8 @@ def test_bad_mixes_are_refused(corpus: str, tmp_path: Path) -> None:
         run(["--steps", "1", "--data-mix", "window:0.5,poetry:0.5"], corpus, tmp_path)
     with pytest.raises(SystemExit):
         run(["--steps", "1", "--body-gen-mix", "48:1"], corpus, tmp_path)
+    with pytest.raises(SystemExit):
+        run(["--steps", "1", "--max-shard-mb", "0"], corpus, tmp_path)
 
 
 def test_init_from_needs_a_saved_model_and_excludes_resume(corpus: str, tmp_path: Path, capsys) -> None:

@@ -441,15 +441,32 @@ class LLaDAModel(nn.Module):
         logits = F.linear(x, self.transformer.wte.weight) if tied else self.transformer.ff_out(x)
         return ModelOutput(logits=logits, past_key_values=tuple(presents) if use_cache else None)
 
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` loadable here and by the reference."""
+    def save_pretrained(self, path: str | Path, max_shard_bytes: int | None = None) -> None:
+        """Write ``config.json`` and ``model.safetensors`` loadable here and by the reference; with
+        `max_shard_bytes`, weights larger than that go to numbered shards plus their index (the
+        Hugging Face layout), e.g. for a transfer that caps each file's size. Stale weight files of the
+        other layout are removed, so the directory always loads what was written last."""
         safetensors_torch = _import_safetensors()
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         tensors = {key: value.detach().contiguous() for key, value in self.state_dict().items()}
+        shards = _shards(tensors, max_shard_bytes)
+        stale = [directory / WEIGHTS_FILE, directory / SHARD_INDEX_FILE, *directory.glob("model-*-of-*.safetensors")]
+        for file in stale:
+            file.unlink(missing_ok=True)
         # transformers refuses safetensors files without the "format" metadata.
-        safetensors_torch.save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+        if len(shards) == 1:
+            safetensors_torch.save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+            return
+        weight_map = {}
+        for number, keys in enumerate(shards, start=1):
+            name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+            safetensors_torch.save_file({k: tensors[k] for k in keys}, str(directory / name), metadata={"format": "pt"})
+            weight_map |= dict.fromkeys(keys, name)
+        total = sum(t.numel() * t.element_size() for t in tensors.values())
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (directory / SHARD_INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None) -> LLaDAModel:
@@ -478,6 +495,22 @@ def _import_safetensors() -> ModuleType:
     except ImportError as error:
         raise ImportError("saving/loading LLaDAModel checkpoints needs safetensors: pip install safetensors") from error
     return safetensors.torch
+
+
+def _shards(tensors: dict[str, Tensor], max_bytes: int | None) -> list[list[str]]:
+    """Keys in state-dict order, cut into runs of at most `max_bytes` (a larger tensor alone)."""
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_shard_bytes must be a positive int or None, got {max_bytes!r}")
+    shards: list[list[str]] = [[]]
+    size = 0
+    for key, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if max_bytes is not None and shards[-1] and size + nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(key)
+        size += nbytes
+    return shards
 
 
 def _load_safetensors_state(directory: Path) -> dict[str, Tensor]:
