@@ -26,6 +26,15 @@ REFINE_COMMITS = ("auto", "none", "sure", "engine")
 LATER_GATES = ("auto", "early_stop")
 LATER_COMMITS = ("auto", "block_end", "every_step")
 PARALLEL_POLICIES = ("threshold", "factor")  # commit rules that commit several tokens per forward
+CHOICES = {
+    "alpha_form": ALPHA_FORMS,
+    "refine_commit": REFINE_COMMITS,
+    "early_stop_scope": EARLY_STOP_SCOPES,
+    "early_stop_rule": EARLY_STOP_RULES,
+    "later_gate": LATER_GATES,
+    "later_commit": LATER_COMMITS,
+    "policy": POLICIES,
+}
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,8 @@ class LRDConfig:
             O(B*L*k*d) instead of a dense [B*L, V] @ [V, d] product. The nucleus is exact whenever
             it fits under the cap.
     Phases and KL control (Eq. 6, Sec. 3.2):
-        tau_refine: Phase 1 (refine, commit nothing) ends when the block's mean KL between
-            successive predictions drops below this.
+        tau_refine: Phase 1 (refine; commit what ``refine_commit`` says) ends when the block's mean
+            KL between successive predictions drops below this.
         max_refine_steps: or after this many refinement forwards.
         refine_commit: what Phase 1 commits. ``auto`` (default): ``engine`` under a parallel
             commit rule (``threshold``, ``factor``: an engine that commits in parallel), ``none``
@@ -52,7 +61,7 @@ class LRDConfig:
             forward for a KL where the engine would commit, and the open rest keep their mixtures.
             ``sure``: only the positions whose confidence reaches ``threshold`` (the threshold rule
             without its forced best position). Under ``sure`` and ``engine`` the early stop's
-            per-position tests also act in Phase 1, so a block the commits empty is done, and with
+            per-position tests also act in Phase 1, so a block that the commits empty is done, and with
             sequence scope the previous block's last prediction of this block is its first KL's
             reference, so a block that settled while the previous one decoded needs no refinement
             forward to show it.
@@ -81,11 +90,13 @@ class LRDConfig:
             still decoding (the dual cache's full forwards come at block starts, so there it holds by
             construction). ``every_step``: on any step (the default before stop 40), so a tail that
             settles early needs no later block's forwards.
-        stable_slack: with ``early_stop``, every Phase-2 step also commits each open block position
-            that is stable (own KL < tau_decode) and whose error 1 - p is at most ``stable_slack``
-            times the error 1 - ``threshold`` that the threshold rule accepts from any position
-            (gate 1 - slack * (1 - threshold)). The gate follows the engine's threshold, so it moves
-            with a model's confidence scale as the user's threshold does; 0 turns it off.
+        stable_slack: with ``early_stop``, every Phase-2 step (and Phase-1 step, where Phase 1
+            commits) also commits each open block position that is stable (own KL < tau_decode) and
+            whose error 1 - p is at most ``stable_slack`` times the error 1 - ``threshold`` that the
+            threshold rule accepts from any position (gate 1 - slack * (1 - threshold), at least 0:
+            a slack of 1 / (1 - threshold) or more commits every stable position). The gate follows
+            the engine's threshold, so it moves with a model's confidence scale as the user's
+            threshold does; 0 turns it off; finite.
     Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
     Commit policy (Phase 2):
         policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
@@ -95,7 +106,8 @@ class LRDConfig:
         steps_per_block: ``low_confidence`` only; None means one token per step.
         threshold, factor: parameters of the Fast-dLLM rules; ``threshold`` is also the bar of
             ``refine_commit="sure"`` and the reference of ``stable_slack`` under every policy.
-        temperature: 0 is greedy; > 0 draws tokens by Gumbel-max sampling, as the base samplers do.
+        temperature: 0 is greedy; > 0 (finite) draws tokens by Gumbel-max sampling, as the base
+            samplers do.
     """
 
     top_p: float = 0.9
@@ -125,19 +137,14 @@ class LRDConfig:
         self._check_types()
         _in_range("top_p", self.top_p, 0.0, 1.0, low_open=True)
         _in_range("r_f", self.r_f, 0.0, 1.0, low_open=True)
-        _choice("alpha_form", self.alpha_form, ALPHA_FORMS)
+        for name, allowed in CHOICES.items():
+            _choice(name, getattr(self, name), allowed)
         _at_least("nucleus_cap", self.nucleus_cap, 1)
         _in_range("tau_refine", self.tau_refine, 0.0, math.inf)
         _in_range("tau_decode", self.tau_decode, 0.0, math.inf)
         _at_least("max_refine_steps", self.max_refine_steps, 0)
-        _choice("refine_commit", self.refine_commit, REFINE_COMMITS)
-        _choice("early_stop_scope", self.early_stop_scope, EARLY_STOP_SCOPES)
-        _choice("early_stop_rule", self.early_stop_rule, EARLY_STOP_RULES)
         _in_range("early_stop_confidence", self.early_stop_confidence, 0.0, 1.0)
-        _choice("later_gate", self.later_gate, LATER_GATES)
-        _choice("later_commit", self.later_commit, LATER_COMMITS)
-        _in_range("stable_slack", self.stable_slack, 0.0, math.inf)
-        _choice("policy", self.policy, POLICIES)
+        _in_range("stable_slack", self.stable_slack, 0.0, math.inf, high_open=True)
         if self.steps_per_block is not None:
             _at_least("steps_per_block", self.steps_per_block, 1)
             if self.policy != "low_confidence":
@@ -146,8 +153,8 @@ class LRDConfig:
                     "leave steps_per_block=None"
                 )
         _in_range("threshold", self.threshold, 0.0, 1.0)
-        _in_range("factor", self.factor, 0.0, math.inf, low_open=True)
-        _in_range("temperature", self.temperature, 0.0, math.inf)
+        _in_range("factor", self.factor, 0.0, math.inf, low_open=True, high_open=True)
+        _in_range("temperature", self.temperature, 0.0, math.inf, high_open=True)
 
     def _check_types(self) -> None:
         for field in dataclasses.fields(self):
@@ -159,11 +166,12 @@ class LRDConfig:
             elif field.type == "int | None":
                 ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
             elif field.type == "float":
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _is_a_float(value)
             else:
                 ok = isinstance(value, str)
             if not ok:
-                raise TypeError(f"{field.name} must be of type {field.type}, got {value!r}")
+                allowed = f": one of {list(CHOICES[field.name])}" if field.name in CHOICES else ""
+                raise TypeError(f"{field.name} must be of type {field.type}{allowed}, got {value!r}")
 
     @property
     def is_base_policy(self) -> bool:
@@ -263,8 +271,18 @@ def _at_least(name: str, value: int, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def _in_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
-    ok = (value > low if low_open else value >= low) and value <= high
+def _is_a_float(value: float) -> bool:
+    """A number that a float holds (an int past 1e308 does not) and not NaN."""
+    try:
+        return not math.isnan(float(value))
+    except OverflowError:
+        return False
+
+
+def _in_range(
+    name: str, value: float, low: float, high: float, low_open: bool = False, high_open: bool = False
+) -> None:
+    ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
     if not ok:
-        lb = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {lb}{low}, {high}], got {value!r}")
+        lb, rb = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lb}{low}, {high}{rb}, got {value!r}")

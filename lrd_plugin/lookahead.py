@@ -3,9 +3,11 @@
 Fast-dLLM's dual cache recomputes the block alone between refreshes, so `LRDSampler.step` never
 sees the later positions there. But every block starts with a full forward (the cache refresh),
 and that forward predicts the whole answer. `Lookahead` compares successive full forwards
-position by position and commits the later positions that have settled between them and pass the
-gate for later positions (`rules.later_gate`): a settled EOS tail then ends decoding in the dual
-cache as it does with the prefix cache, where the window already covers the answer.
+position by position and commits what the early stop commits there: under the gated rules the later
+positions that have settled between them and pass the gate for later positions (`rules.later_gate`),
+under ``paper`` every open one once their mean KL is below tau_decode. A settled EOS tail then ends
+decoding in the dual cache as it does with the prefix cache, where the window already covers the
+answer.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ predictions, which positions are open) and asks these rules which positions to c
   a gate set relative to the engine's threshold), plus the early stop (`early_stop_commits`), whose
   gate after the current block is `later_gate`.
 
-Every rule returns a boolean [B, W] mask that is a subset of its `candidates`.
+Every commit rule returns a boolean [B, W] mask that is a subset of its `candidates`; the rest
+answer per sequence ([B]) or give a gate (a float).
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def block_finishes(left_open_block: Tensor) -> Tensor:
 
 
 def sequence_finished(rule: str, decoding: Tensor, kl_window: Tensor, tau: float, left_open: Tensor) -> Tensor:
-    """[B] sequences whose whole answer the sequence-scope stop has just finished."""
+    """[B] sequences whose whole window the sequence-scope stop has just finished: the rest of the
+    answer where the window reaches its end (the decoder's sequence scope); where the window is the
+    block (a loop that predicts only the block) it says no more than that the block is done."""
     fired = decoding if rule == "per_position" else decoding & (kl_window < tau)
     return fired & ~left_open.any(dim=-1)
 

@@ -138,11 +138,23 @@ class BlockState:
 class LRDSampler:
     """Runs LRD's per-block decision logic over logits supplied by any engine."""
 
-    def __init__(self, config: LRDConfig, embedding: Tensor | None, mask_id: int, *, track_kl: bool = False) -> None:
+    def __init__(
+        self,
+        config: LRDConfig,
+        embedding: Tensor | None,
+        mask_id: int,
+        *,
+        track_kl: bool = False,
+        engine_ranks_by_confidence: bool = True,
+    ) -> None:
         """`embedding` is the [vocab, dim] input table; None leaves embedding to the engine, which then
         reads each step's `state.recipe` (e.g. to embed a vocabulary-sharded table shard by shard).
         `track_kl` measures the KL even when no decision needs it and records it in
-        `BlockState.kl_trace` (a KL trace of a base run); without it the trace stays empty."""
+        `BlockState.kl_trace` (a KL trace of a base run); without it the trace stays empty.
+        `engine_ranks_by_confidence` says that an engine's `select` commits by the model's confidence
+        (the rule the config's policy names); False (e.g. Fast-dLLM's ``remasking="random"``, which
+        ranks by random numbers) keeps the early stop running where it would otherwise be skipped as
+        a repeat of the engine's rule (`rules.stop_within_engine`)."""
         if not isinstance(config, LRDConfig):
             raise TypeError(f"config must be an LRDConfig (e.g. LRDConfig.from_dict(...)), got {type(config).__name__}")
         if embedding is not None and (not isinstance(embedding, Tensor) or embedding.dim() != 2):
@@ -153,6 +165,7 @@ class LRDSampler:
         self.embedding = embedding
         self.mask_id = mask_id
         self.track_kl = track_kl
+        self.engine_ranks_by_confidence = engine_ranks_by_confidence
         # a block starts in Phase 1 (with the engine's rule, Phase 1 is Phase 2 by another name)
         self.refines = config.refinement and config.max_refine_steps > 0 and config.phase1_commits != "engine"
         self.needs_kl = self.refines or config.early_stop or track_kl  # stable_slack acts under early_stop
@@ -314,7 +327,7 @@ class LRDSampler:
         if not self.needs_kl:
             return True
         n = state.block_length
-        if self.refines or self.track_kl or state.tokens.shape[1] != n:
+        if self.refines or self.track_kl or state.tokens.shape[1] != n or not self.engine_ranks_by_confidence:
             return False
         return rules.stop_within_engine(self.config, n)
 
@@ -422,9 +435,13 @@ class LRDSampler:
         it, and a finished sequence's own last one. A finished row still rides along in the batch's
         forwards; its prediction there sees its final tokens, and keeping it would hand the next
         block's first KL a reference the row alone never has (a sequence must decode the same alone
-        as in any batch). Where every row took part, nothing is selected (no host read off the CPU)."""
-        if prev is None or (mixture.host_reads_are_free(active) and bool(active.all())):
+        as in any batch); a row that has no earlier prediction gets -inf log-probs (an infinite KL, as
+        with no reference, as in `BlockState.regroup`). Where every row took part, nothing is selected
+        (no host read off the CPU)."""
+        if mixture.host_reads_are_free(active) and bool(active.all()):
             return now
+        if prev is None:
+            return now.masked_fill(~active[:, None, None], -torch.inf)
         return torch.where(active[:, None, None], now, prev)
 
     @staticmethod

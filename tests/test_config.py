@@ -31,8 +31,11 @@ def test_defaults_are_the_papers():
         ("early_stop_scope", "global", "['block', 'sequence']"),
         ("policy", "random", "['lowest_entropy', 'low_confidence', 'threshold', 'factor']"),
         ("threshold", 1.2, "[0.0, 1.0]"),
-        ("factor", 0.0, "(0.0, inf]"),
-        ("temperature", -0.5, "[0.0, inf]"),
+        ("factor", 0.0, "(0.0, inf)"),
+        ("factor", float("inf"), "(0.0, inf)"),
+        ("temperature", -0.5, "[0.0, inf)"),
+        ("temperature", float("inf"), "[0.0, inf)"),  # NaN scores: the mask token, forever
+        ("stable_slack", float("inf"), "[0.0, inf)"),
     ],
 )
 def test_invalid_values_name_the_field_and_the_allowed_values(field, value, allowed):
@@ -52,11 +55,17 @@ def test_invalid_values_name_the_field_and_the_allowed_values(field, value, allo
         ("early_stop", "yes"),
         ("max_refine_steps", True),
         ("temperature", float("nan")),
+        ("tau_decode", 10**400),  # no float holds it
     ],
 )
 def test_wrong_types_are_rejected(field, value):
     with pytest.raises(TypeError, match=field):
         LRDConfig(**{field: value})
+
+
+def test_a_choice_of_the_wrong_type_names_the_allowed_values():
+    with pytest.raises(TypeError, match=r"policy must be of type str: one of \['lowest_entropy', "):
+        LRDConfig(policy=None)
 
 
 def test_steps_per_block_belongs_to_the_fixed_schedule():

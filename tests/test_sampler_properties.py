@@ -141,6 +141,49 @@ def test_a_row_that_finished_its_block_keeps_its_own_kl_reference():
         assert alone.nfe == int(out.nfe_per_sequence[row])
 
 
+def test_an_engine_that_does_not_rank_by_confidence_keeps_the_stop():
+    """The stop is skipped as a repeat of the engine's rule only where that rule commits confident
+    positions on sight. An engine that ranks by other scores (Fast-dLLM's random remasking; here one
+    that commits nothing) declares it, and a settled, confident position is then still committed."""
+    cfg = LRDConfig(policy="threshold", threshold=0.9)
+    logits = torch.zeros(1, 3, VOCAB)
+    logits[0, 0, 5] = 20.0  # settled and above the stop's 0.999 gate
+
+    def commits(ranks: bool) -> int:
+        sampler = LRDSampler(cfg, torch.randn(VOCAB, 4), MASK, engine_ranks_by_confidence=ranks)
+        state = sampler.init_block(torch.full((1, 3), MASK), 3)
+
+        def nothing(block_logits, candidates, tokens, decode_step):
+            return block_logits.argmax(-1), torch.zeros_like(candidates)
+
+        return sum(int(sampler.step(state, logits, select=nothing).sum()) for _ in range(2))
+
+    assert commits(ranks=True) == 0  # the shortcut trusts the engine to commit it
+    assert commits(ranks=False) == 1  # the second forward's KL is 0: the stop commits it
+
+
+def test_a_row_that_sat_out_a_block_without_a_reference_gets_none_from_the_batch():
+    """Regression (review of stop 41): a row whose first block was already filled sits that block out,
+    and alone it reaches the next block with no reference for its first KL. In a batch it rode along
+    in a forward before any reference existed; that forward's prediction must not become its
+    reference (it made the next block's first KL 0, and the stop committed a forward early)."""
+    cfg = LRDConfig(policy="threshold", threshold=0.99, mixing=False, early_stop_confidence=0.5)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, VOCAB, generator=g)
+    logits[..., 0] += 4.0  # token 0 leads at about 0.8: above the stop's gate, below the threshold
+    filled = torch.tensor([[MASK, MASK, MASK, MASK], [1, 2, MASK, MASK]])
+
+    def second_block_commits(rows: slice) -> torch.Tensor:
+        sampler = LRDSampler(cfg, torch.randn(VOCAB, 4), MASK)
+        state = sampler.init_block(filled[rows], 2)
+        if not state.done:  # alone, the filled row needs no forward for its first block
+            sampler.step(state, logits[rows])
+        state = sampler.init_block(state.tokens[:, 2:], 2, previous=state)
+        return sampler.step(state, logits[rows, 2:])
+
+    assert torch.equal(second_block_commits(slice(1, 2))[0], second_block_commits(slice(0, 2))[1])
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**16),

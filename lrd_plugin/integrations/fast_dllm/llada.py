@@ -10,7 +10,10 @@ path feeds the model exactly what upstream feeds it) and its KL early stop.
 
 Differences from upstream on the LRD path, on purpose: the mask token is never proposed; the dual
 cache loops until the block has no mask left (upstream's ``range(1, steps_per_block)`` loop can
-leave masks, NVlabs/Fast-dLLM#66); padding is still attended, as upstream does.
+leave masks, NVlabs/Fast-dLLM#66); padding is still attended, as upstream does. Under
+``remasking="random"`` upstream ranks positions by random numbers, so LRD's rules that rely on the
+engine committing confident positions on sight stand down (``later_gate`` ``auto`` resolves to
+``early_stop``; the stop is never skipped as a repeat of the engine's rule).
 """
 
 from __future__ import annotations
@@ -69,8 +72,13 @@ def lrd_generate(
         **({"threshold": float(threshold)} if threshold is not None else {}),
         **({"factor": float(factor)} if factor is not None else {}),
     )
+    # random remasking ranks by random numbers: the rules that count on the engine committing the
+    # confident positions on sight (the stop's shortcut, the later gate at the engine's bar) stand down
+    by_confidence = remasking == "low_confidence"
+    if not by_confidence and config.later_gate == "auto":
+        config = config.replace(later_gate="early_stop")
     embedding = model.get_input_embeddings().weight
-    sampler = LRDSampler(config, embedding, mask_id)
+    sampler = LRDSampler(config, embedding, mask_id, engine_ranks_by_confidence=by_confidence)
     sequence_scope = config.early_stop and config.early_stop_scope == "sequence"
     # the dual cache predicts later blocks only at its refreshes: the sequence stop reads those
     lookahead = Lookahead(sampler, block_length) if cache == "dual" and sequence_scope else None
