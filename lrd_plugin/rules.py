@@ -119,14 +119,16 @@ def later_gate(config: LRDConfig, block_length: int) -> float:
 
 def stop_within_engine(config: LRDConfig, block_length: int) -> bool:
     """Whether, inside a block of `block_length`, the early stop can only commit what the engine's
-    rule commits on the same forward anyway: greedy decoding, the ``per_position`` stop, no
-    `stable_commits`, and its gate at or above the engine's bar (`engine_bar`). Where the window is
+    rule commits on the same forward anyway: greedy decoding, a gated stop (``per_position`` or
+    ``kl_gated``: it commits only positions that pass its gate), no `stable_commits`, and the gate at
+    or above the engine's bar (`engine_bar`). Where the window is
     the block (Fast-dLLM's dual cache, SGLang), the block's KL then drives no decision, and a step
     can skip it."""
     bar = engine_bar(config, block_length)
     if bar is None:
         return False
-    rule_only = config.temperature == 0 and config.early_stop_rule == "per_position" and config.stable_slack == 0
+    gated = config.early_stop_rule in ("per_position", "kl_gated")
+    rule_only = config.temperature == 0 and gated and config.stable_slack == 0
     # room for the engine's own rounding of the same probability
     return rule_only and config.early_stop_confidence >= bar + ROUNDING
 

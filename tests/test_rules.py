@@ -220,15 +220,16 @@ def test_lookahead_reference_is_the_last_full_forward_of_the_block():
 
 
 def test_the_stop_is_within_the_engine_only_above_its_threshold_and_greedy():
-    """The default stop (per position, gate 0.999) under threshold 0.9 can only commit what the
-    threshold commits; a gate at or below the threshold, sampling, stable_slack or another rule can
-    commit more, so the KL is needed there. Under factor f the bar is 1 - f / (block_length + 1)."""
+    """The default stop (per position, gate 0.999; kl_gated alike) under threshold 0.9 can only commit
+    what the threshold commits; a gate at or below the threshold, sampling, stable_slack or the paper's
+    ungated rule can commit more, so the KL is needed there. Under factor f the bar is 1 - f / (block_length + 1)."""
     default = LRDConfig(policy="threshold", threshold=0.9)
     assert rules.stop_within_engine(default, 32)
     assert not rules.stop_within_engine(default.replace(early_stop_confidence=0.9), 32)
     assert not rules.stop_within_engine(default.replace(temperature=1.0), 32)
     assert not rules.stop_within_engine(default.replace(stable_slack=2.0), 32)
     assert not rules.stop_within_engine(default.replace(early_stop_rule="paper"), 32)
+    assert rules.stop_within_engine(default.replace(early_stop_rule="kl_gated"), 32)  # gated as well
     assert not rules.stop_within_engine(default.replace(policy="lowest_entropy"), 32)
     factor = default.replace(policy="factor", factor=1.0)
     assert rules.stop_within_engine(factor, 32)  # bar 1 - 1/33 = 0.970
