@@ -28,7 +28,8 @@ there); infill rows then see their right context only from earlier blocks, as bl
 Every ``--checkpoint-every`` minutes the weights, the optimizer, the step and the tokenizer go to
 ``--checkpoint``; ``--resume`` continues from there (data streams reseeded from the step).
 ``--init-from DIR`` starts instead from a saved model directory (weights, tokenizer and sizes; a
-fresh optimizer and schedule), for a machine without the run's checkpoint. With
+fresh optimizer and schedule; its ``train_log.json`` is kept under ``init_from_log``), for a
+machine without the run's checkpoint. With
 ``--minutes`` the learning-rate schedule follows the elapsed share of the budget, so the step count
 depends on the machine; ``--steps N`` makes every step reproducible.
 
@@ -362,8 +363,10 @@ def main(argv: list[str] | None = None) -> None:
         "monitor": [],
     }
     step, done_before = 0, 0.0
-    if args.init_from is not None:
+    if args.init_from is not None:  # the saved model's own history travels with it
         log["init_from"] = str(args.init_from)
+        previous_log = args.init_from / "train_log.json"
+        log["init_from_log"] = json.loads(previous_log.read_text()) if previous_log.exists() else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])

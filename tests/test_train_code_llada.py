@@ -92,7 +92,9 @@ def test_smoke_run_resume_load_and_generate(corpus: str, tmp_path: Path, capsys,
         run(["--steps", "1", "--lr", "0", "--d-model", "64", "--init-from", str(source),
              "--out", str(tmp_path / name), *shards], corpus, tmp_path)  # fmt: skip
         again = load_model(str(tmp_path / name))
-        assert json.loads((tmp_path / name / "train_log.json").read_text())["init_from"] == str(source)
+        new_log = json.loads((tmp_path / name / "train_log.json").read_text())
+        assert new_log["init_from"] == str(source)
+        assert new_log["init_from_log"] == json.loads((source / "train_log.json").read_text())  # history kept
         assert again.tokenizer.payload() == loaded.tokenizer.payload()
         after = LLaDAModel.from_pretrained(tmp_path / name)
         for key, value in after.state_dict().items():
