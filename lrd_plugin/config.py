@@ -171,6 +171,8 @@ class LRDConfig:
                 ok = isinstance(value, str)
             if not ok:
                 allowed = f": one of {list(CHOICES[field.name])}" if field.name in CHOICES else ""
+                if field.type == "float" and isinstance(value, str) and _parses_as_float(value):
+                    allowed = " (YAML reads a number like 1e-3 as a string: write 1.0e-3)"
                 raise TypeError(f"{field.name} must be of type {field.type}{allowed}, got {value!r}")
 
     @property
@@ -269,6 +271,14 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 def _at_least(name: str, value: int, low: int) -> None:
     if value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_a_float(value: float) -> bool:

@@ -63,6 +63,12 @@ def test_wrong_types_are_rejected(field, value):
         LRDConfig(**{field: value})
 
 
+def test_yamls_string_exponent_gets_a_hint():
+    with pytest.raises(TypeError, match=r"tau_decode must be of type float \(YAML reads a number like 1e-3"):
+        LRDConfig.from_yaml("tau_decode: 1e-3\n")
+    assert LRDConfig.from_yaml("tau_decode: 1.0e-3\n").tau_decode == 0.001
+
+
 def test_a_choice_of_the_wrong_type_names_the_allowed_values():
     with pytest.raises(TypeError, match=r"policy must be of type str: one of \['lowest_entropy', "):
         LRDConfig(policy=None)
