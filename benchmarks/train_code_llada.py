@@ -73,6 +73,7 @@ from lrd_plugin import code_tasks as ct
 from lrd_plugin.code_corpus import DEFAULT_VOCAB_SIZE, build_tokenizer
 from lrd_plugin.mixture import log_probs
 from lrd_plugin.models import BPETokenizer, LLaDAModel, random_model_for
+from lrd_plugin.models.llada import SHARD_INDEX_FILE, WEIGHTS_FILE
 
 KINDS = ("window", *ct.TASKS)
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -229,7 +230,7 @@ def print_scores(results: dict[str, Any], label: str) -> None:
 
 
 INIT_FILES = ("config.json", "tokenizer.json")  # what --init-from reads, beside the weights (one file or shards)
-WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+WEIGHTS = (WEIGHTS_FILE, SHARD_INDEX_FILE)
 
 
 def save(model: LLaDAModel, tokenizer: BPETokenizer, log: dict[str, Any], out: Path, shard_mb: float | None) -> None:

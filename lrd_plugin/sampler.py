@@ -153,14 +153,17 @@ class LRDSampler:
         `BlockState.kl_trace` (a KL trace of a base run); without it the trace stays empty.
         `engine_ranks_by_confidence` says that an engine's `select` commits by the model's confidence
         (the rule the config's policy names); False (e.g. Fast-dLLM's ``remasking="random"``, which
-        ranks by random numbers) keeps the early stop running where it would otherwise be skipped as
-        a repeat of the engine's rule (`rules.stop_within_engine`)."""
+        ranks by random numbers) stands down the rules that count on it: the early stop is never
+        skipped as a repeat of the engine's rule (`rules.stop_within_engine`), and ``later_gate``
+        ``auto`` resolves to ``early_stop`` (`rules.later_gate`)."""
         if not isinstance(config, LRDConfig):
             raise TypeError(f"config must be an LRDConfig (e.g. LRDConfig.from_dict(...)), got {type(config).__name__}")
         if embedding is not None and (not isinstance(embedding, Tensor) or embedding.dim() != 2):
             shape = tuple(embedding.shape) if isinstance(embedding, Tensor) else type(embedding).__name__
             raise ValueError(f"embedding must be the [vocab, dim] input embedding table or None, got {shape}")
         check_mask_id(mask_id, None if embedding is None else embedding.shape[0])
+        if not engine_ranks_by_confidence and config.later_gate == "auto":
+            config = config.replace(later_gate="early_stop")  # the engine's bar is not a confidence
         self.config = config
         self.embedding = embedding
         self.mask_id = mask_id

@@ -160,6 +160,8 @@ def test_an_engine_that_does_not_rank_by_confidence_keeps_the_stop():
 
     assert commits(ranks=True) == 0  # the shortcut trusts the engine to commit it
     assert commits(ranks=False) == 1  # the second forward's KL is 0: the stop commits it
+    threshold_cfg = LRDSampler(cfg, None, MASK, engine_ranks_by_confidence=False).config
+    assert threshold_cfg.later_gate == "early_stop"  # the engine's bar is no confidence to gate by
 
 
 def test_a_row_that_sat_out_a_block_without_a_reference_gets_none_from_the_batch():

@@ -72,13 +72,9 @@ def lrd_generate(
         **({"threshold": float(threshold)} if threshold is not None else {}),
         **({"factor": float(factor)} if factor is not None else {}),
     )
-    # random remasking ranks by random numbers: the rules that count on the engine committing the
-    # confident positions on sight (the stop's shortcut, the later gate at the engine's bar) stand down
-    by_confidence = remasking == "low_confidence"
-    if not by_confidence and config.later_gate == "auto":
-        config = config.replace(later_gate="early_stop")
     embedding = model.get_input_embeddings().weight
-    sampler = LRDSampler(config, embedding, mask_id, engine_ranks_by_confidence=by_confidence)
+    # random remasking ranks by random numbers, not by the model's confidence
+    sampler = LRDSampler(config, embedding, mask_id, engine_ranks_by_confidence=remasking == "low_confidence")
     sequence_scope = config.early_stop and config.early_stop_scope == "sequence"
     # the dual cache predicts later blocks only at its refreshes: the sequence stop reads those
     lookahead = Lookahead(sampler, block_length) if cache == "dual" and sequence_scope else None
