@@ -219,10 +219,11 @@ def print_scores(results: dict[str, Any], label: str) -> None:
         runs = "-" if m.get("runs") is None else f"{100 * m['runs']:.0f}% of {m['n_runs']}"
         line = (
             f"[{label}] {task}: n {m['n']}  exact {100 * m['exact']:.1f}%  parses {100 * m['parses']:.1f}%  "
-            f"runs {runs}  token acc {100 * m['token_accuracy']:.1f}%"
+            f"runs {runs}  edit sim {100 * m['edit_similarity']:.1f}%  token acc {100 * m['token_accuracy']:.1f}%"
         )
         if "trivial" in entry:
-            line += f"  | trivial exact {100 * entry['trivial']['exact']:.1f}%"
+            t = entry["trivial"]
+            line += f"  | trivial exact {100 * t['exact']:.1f}%  edit sim {100 * t['edit_similarity']:.1f}%"
         print(line, flush=True)
 
 

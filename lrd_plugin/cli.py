@@ -24,6 +24,7 @@ from .tasks import TASKS
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, as results record it
     try:
         return args.run(args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
@@ -364,7 +365,7 @@ def _bench(args: argparse.Namespace) -> int:
         "block_length": args.block_length,
         "device": args.device,
         "lrd_config": lrd.to_dict(),
-        "argv": sys.argv[1:],
+        "argv": args.argv,
     }
     paths = bench.write_report(rows, meta, args.out)
     print(f"model: {loaded.description}; {args.n} held-out prompts per task, block {args.block_length}\n")
@@ -408,7 +409,7 @@ def _code_bench(args: argparse.Namespace, loaded: Any, samplers: list[Any], lrd:
         "contexts": limits or "full",
         "device": args.device,
         "lrd_config": lrd.to_dict(),
-        "argv": sys.argv[1:],
+        "argv": args.argv,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     table, extra = code_bench.code_table(rows), code_bench.statistics_text(stats)

@@ -94,7 +94,7 @@ def run_code_sampler(
         task=task,
         gen_length=size,
         block_length=block_length,
-        scores={k: summary[k] for k in ("parses", "token_accuracy", "runs", "n_runs")},
+        scores={k: summary[k] for k in ("parses", "edit_similarity", "token_accuracy", "runs", "n_runs")},
     )
 
 
@@ -204,16 +204,22 @@ def run_code_benchmark(
     return records, stats
 
 
+def _percent(value: float | None) -> str:
+    """A share as a percentage; results saved before a score existed show a dash."""
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
 def code_table(rows: list[dict[str, Any]]) -> str:
     """One line per task x size x sampler: the scores, forwards and speed-ups against LLaDA's baseline."""
     head = (
-        "| task | size | sampler | exact % | parses % | token acc % | NFE | latency s | "
+        "| task | size | sampler | exact % | parses % | edit sim % | token acc % | NFE | latency s | "
         "NFE x vs LLaDA | time x vs LLaDA | time x vs Fast-dLLM |\n"
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     lines = [
         f"| {r['task']} | {r['gen_length']} | {r['sampler']} | {100 * r['accuracy']:.1f} | "
-        f"{100 * r['scores']['parses']:.1f} | {100 * r['scores']['token_accuracy']:.1f} | {r['mean_nfe']:.1f} | "
+        f"{100 * r['scores']['parses']:.1f} | {_percent(r['scores'].get('edit_similarity'))} | "
+        f"{100 * r['scores']['token_accuracy']:.1f} | {r['mean_nfe']:.1f} | "
         f"{r['latency_s']:.3f} | {r.get('nfe_speedup_vs_llada', float('nan')):.2f} | "
         f"{r.get('time_speedup_vs_llada', float('nan')):.2f} | "
         f"{r.get('time_speedup_vs_fast-dllm-threshold', float('nan')):.2f} |"
@@ -224,12 +230,17 @@ def code_table(rows: list[dict[str, Any]]) -> str:
 
 def statistics_text(stats: dict[str, Any]) -> str:
     """The trivial baselines, the confidence and the KL statistics as Markdown."""
-    lines = ["| task | size | filler | exact % | parses % | token acc % |", "|---|---:|---|---:|---:|---:|"]
+    lines = [
+        "| task | size | filler | exact % | parses % | edit sim % | token acc % |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
     for key, fillers in stats["trivial"].items():
         task, size = key.split("/")
         for name, s in fillers.items():
-            acc = 100 * s["token_accuracy"]
-            lines.append(f"| {task} | {size} | {name} | {100 * s['exact']:.1f} | {100 * s['parses']:.1f} | {acc:.1f} |")
+            lines.append(
+                f"| {task} | {size} | {name} | {100 * s['exact']:.1f} | {100 * s['parses']:.1f} | "
+                f"{_percent(s.get('edit_similarity'))} | {100 * s['token_accuracy']:.1f} |"
+            )
     lines += ["", "| task | size | masked positions | median top-1 | p10 | p90 | > 0.9 | > 0.99 | > 0.999 |"]
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, c in stats["confidence"].items():
@@ -240,7 +251,12 @@ def statistics_text(stats: dict[str, Any]) -> str:
             f"{100 * c['share_above_0.999']:.0f} % |"
         )
     if stats["kl"]:
-        lines += ["", "| step of a block | blocks | KL p10 | KL p50 | KL p90 |", "|---:|---:|---:|---:|---:|"]
-        for q in stats["kl"]:
-            lines.append(f"| {q['step']} | {q['n']} | {q['p10']:.2e} | {q['p50']:.2e} | {q['p90']:.2e} |")
+        lines += ["", kl_text(stats["kl"])]
     return "\n".join(lines) + "\n"
+
+
+def kl_text(kl: list[dict[str, float]]) -> str:
+    """The KL quantiles at each step of a block as a Markdown table."""
+    lines = ["| step of a block | blocks | KL p10 | KL p50 | KL p90 |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {q['step']} | {q['n']} | {q['p10']:.2e} | {q['p50']:.2e} | {q['p90']:.2e} |" for q in kl]
+    return "\n".join(lines)

@@ -21,8 +21,10 @@ are exactly the file's tokens there.
 Scores (``score``): ``exact`` (the text equals the original span), ``parses`` (the completed file,
 prefix + text + suffix, passes ``ast.parse``), ``runs`` (only for a function whose docstring holds
 doctests that pass on the original file: the completed module's doctests for that function pass in
-a subprocess with a timeout; None elsewhere) and ``token_accuracy`` (share of the span's tokens, and
-for ``body`` the first EOS, predicted at their position). ``trivial_fill`` is the baseline a model
+a subprocess with a timeout; None elsewhere), ``edit_similarity`` (``difflib``'s ratio between the
+proposed and the original text, CodeXGLUE's "Edit Sim": partial credit that a shifted line still
+earns) and ``token_accuracy`` (share of the span's tokens, and for ``body`` the first EOS, predicted
+at their position: a one-token shift scores the rest of the span zero). ``trivial_fill`` is the baseline a model
 must beat: the span's positions filled with the most frequent training token.
 
 Examples are drawn deterministically from the seed (a shuffle of every candidate site of the split);
@@ -35,6 +37,7 @@ import array
 import ast
 import bisect
 import collections
+import difflib
 import functools
 import itertools
 import json
@@ -488,7 +491,19 @@ def score_text(
     runs = None
     if run_doctests and example.doctest and gold_runs(example, timeout):
         runs = ok and run_doctest(example.path, example.function, completed, timeout)
-    return {"exact": text == example.span, "parses": ok, "runs": runs}
+    return {
+        "exact": text == example.span,
+        "parses": ok,
+        "runs": runs,
+        "edit_similarity": edit_similarity(text, example.span),
+    }
+
+
+def edit_similarity(text: str, gold: str) -> float:
+    """2 M / T of ``difflib.SequenceMatcher`` (M matched characters, T both lengths): 1.0 for the same
+    text, 0.0 for nothing in common; the Edit Sim of CodeXGLUE's code completion, without its junk
+    heuristic (so long texts are compared in full)."""
+    return difflib.SequenceMatcher(None, text, gold, autojunk=False).ratio()
 
 
 @functools.lru_cache(maxsize=256)
@@ -695,6 +710,7 @@ def summarize(scores: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "parses": sum(s["parses"] for s in scores) / len(scores),
         "runs": sum(ran) / len(ran) if ran else None,
         "n_runs": len(ran),
+        "edit_similarity": sum(s["edit_similarity"] for s in scores) / len(scores),
     }
     if all("token_accuracy" in s for s in scores):
         out["token_accuracy"] = sum(s["token_accuracy"] for s in scores) / len(scores)

@@ -105,8 +105,29 @@ def test_lrd_bench_on_the_code_model_writes_its_tables(tmp_path: Path, capsys) -
     assert [r["sampler"] for r in report["results"]] == [s.name for s in bench.code_samplers()]
     assert {r["gen_length"] for r in report["results"]} == {16}  # quick: spans of at most 16 tokens
     assert set(report["statistics"]["confidence"]) == {"infill_line/16"}
+    assert all(0.0 <= r["scores"]["edit_similarity"] <= 1.0 for r in report["results"])
     text = capsys.readouterr().out
-    assert "copy the line above" in text and "median top-1" in text
+    assert "copy the line above" in text and "median top-1" in text and "edit sim %" in text
+
+
+def test_slices_of_the_code_bench_merge_into_one_table(tmp_path: Path) -> None:
+    """The full run goes in slices on a slow CPU; the merged table holds every slice's rows and statistics."""
+    from benchmarks import merge_code_results as merge
+
+    for task in ("infill_line", "infill_block"):
+        argv = ["bench", "--model", "code", "--quick", "--n", "1", "--tasks", task, "--out", str(tmp_path / task)]
+        assert cli.main(argv) == 0
+    slices = [tmp_path / "infill_line", tmp_path / "infill_block"]
+    merge.main([*map(str, slices), "--out", str(tmp_path / "merged")])
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    parts = [json.loads((s / "results.json").read_text()) for s in slices]
+    assert merged["results"] == parts[0]["results"] + parts[1]["results"]
+    assert set(merged["statistics"]["confidence"]) == {"infill_line/16", "infill_block/16"}
+    assert set(merged["meta"]["slices"]) == {"infill_line", "infill_block"}
+    text = (tmp_path / "merged" / "results.md").read_text()
+    assert "- `infill_block`: `lrd bench --model code --quick --n 1 --tasks infill_block" in text
+    with pytest.raises(ValueError, match="repeats"):
+        merge.merge([slices[0], slices[0]])
 
 
 @pytest.mark.parametrize(

@@ -111,19 +111,28 @@ def test_gold_scores_perfect_and_wrong_answers_do_not(
     eos = tokenizer.eos_id
     for e in examples[task][:40]:
         gold = ct.score(e, e.answer_ids(eos), tokenizer)
-        assert gold == {"exact": True, "parses": True, "runs": None, "token_accuracy": 1.0}
+        assert gold == {"exact": True, "parses": True, "runs": None, "edit_similarity": 1.0, "token_accuracy": 1.0}
         # One token changed: no longer exact, token accuracy drops by one position.
         wrong = e.answer_ids(eos)
         wrong[0] = 4 if wrong[0] != 4 else 5
         result = ct.score(e, wrong, tokenizer)
-        assert not result["exact"] and result["token_accuracy"] < 1.0
+        assert not result["exact"] and result["token_accuracy"] < 1.0 and result["edit_similarity"] < 1.0
     e = examples[task][0]
     broken = ct.score_text(e, "    )\n" if task != "body" else "        return (\n")
     assert broken["parses"] is False and broken["exact"] is False
     if task == "body":  # an empty body after a docstring still parses: parse rate is not correctness
-        assert ct.score_text(e, "") == {"exact": False, "parses": True, "runs": None}
+        assert ct.score_text(e, "") == {"exact": False, "parses": True, "runs": None, "edit_similarity": 0.0}
         stopped = ct.score(e, [eos] * e.gen_length, tokenizer)
         assert stopped["token_accuracy"] == 1 / (e.n_tokens + 1)  # only the EOS after the body is right
+
+
+def test_edit_similarity_gives_partial_credit_where_token_accuracy_gives_none() -> None:
+    assert ct.edit_similarity("x = 1\n", "x = 1\n") == 1.0
+    assert ct.edit_similarity("abc", "xyz") == 0.0 and ct.edit_similarity("", "") == 1.0
+    # 2 M / T: "return a" against "return b" shares 7 of 8 characters each.
+    assert ct.edit_similarity("return a", "return b") == pytest.approx(14 / 16)
+    # A line shifted by one leading space keeps almost all its credit.
+    assert ct.edit_similarity(" if x:\n", "if x:\n") == pytest.approx(12 / 13)
 
 
 def test_the_trivial_baseline_is_near_zero(tokenizer: BPETokenizer, examples) -> None:
@@ -161,7 +170,7 @@ def test_decode_examples_fills_only_the_masks(tokenizer: BPETokenizer, examples)
         if e.task != "body":
             assert canvas[e.n_tokens :] == list(e.right_ids)  # the right context is given, not decoded
         result = ct.score(e, canvas, tokenizer)
-        assert set(result) == {"exact", "parses", "runs", "token_accuracy"}
+        assert set(result) == {"exact", "parses", "runs", "edit_similarity", "token_accuracy"}
     with pytest.raises(ValueError, match="full-attention"):
         ct.decode_examples(
             HFDenoiser(model, tokenizer.mask_id, block_size=32), chosen[3:], tokenizer.mask_id, tokenizer.pad_id
