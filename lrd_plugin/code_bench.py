@@ -204,11 +204,6 @@ def run_code_benchmark(
     return records, stats
 
 
-def _percent(value: float | None) -> str:
-    """A share as a percentage; results saved before a score existed show a dash."""
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
 def code_table(rows: list[dict[str, Any]]) -> str:
     """One line per task x size x sampler: the scores, forwards and speed-ups against LLaDA's baseline."""
     head = (
@@ -218,7 +213,7 @@ def code_table(rows: list[dict[str, Any]]) -> str:
     )
     lines = [
         f"| {r['task']} | {r['gen_length']} | {r['sampler']} | {100 * r['accuracy']:.1f} | "
-        f"{100 * r['scores']['parses']:.1f} | {_percent(r['scores'].get('edit_similarity'))} | "
+        f"{100 * r['scores']['parses']:.1f} | {100 * r['scores']['edit_similarity']:.1f} | "
         f"{100 * r['scores']['token_accuracy']:.1f} | {r['mean_nfe']:.1f} | "
         f"{r['latency_s']:.3f} | {r.get('nfe_speedup_vs_llada', float('nan')):.2f} | "
         f"{r.get('time_speedup_vs_llada', float('nan')):.2f} | "
@@ -239,7 +234,7 @@ def statistics_text(stats: dict[str, Any]) -> str:
         for name, s in fillers.items():
             lines.append(
                 f"| {task} | {size} | {name} | {100 * s['exact']:.1f} | {100 * s['parses']:.1f} | "
-                f"{_percent(s.get('edit_similarity'))} | {100 * s['token_accuracy']:.1f} |"
+                f"{100 * s['edit_similarity']:.1f} | {100 * s['token_accuracy']:.1f} |"
             )
     lines += ["", "| task | size | masked positions | median top-1 | p10 | p90 | > 0.9 | > 0.99 | > 0.999 |"]
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
