@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--max-span", type=_positive, default=64, help="code model: longest infill span in tokens")
     bench.add_argument("--doctests", action="store_true", help="code model: also run the doctests of completed bodies")
+    bench.add_argument(
+        "--offset",
+        type=_non_negative,
+        default=0,
+        help="code model: skip the first OFFSET held-out examples (a long run in shards, merged by "
+        "benchmarks/merge_code_results.py)",
+    )
     bench.add_argument("--ablations", action="store_true", help="add LRD without refinement / mixing / early stop")
     bench.add_argument("--sweep-r-f", nargs="+", type=float, default=[], metavar="R_F", help="add LRD at these r_f")
     bench.add_argument("--sweep-top-p", nargs="+", type=float, default=[], metavar="P", help="add LRD at these top_p")
@@ -330,6 +337,8 @@ def _bench(args: argparse.Namespace) -> int:
     samplers = bench.code_samplers(lrd) if code else bench.standard_samplers(lrd)
     if args.ablations:  # the code set already holds two of the three
         samplers += [s for s in bench.ablation_samplers(lrd) if s.name not in {t.name for t in samplers}]
+    if not code and args.offset:
+        raise SystemExit("--offset applies to the code model; the task suite draws its prompts from --seed")
     if code and args.mask_ratios != [1.0]:
         raise SystemExit("--mask-ratios applies to the task suite; the code tasks choose their own masked spans")
     samplers += bench.sweep_samplers("r_f", args.sweep_r_f, lrd) + bench.sweep_samplers("top_p", args.sweep_top_p, lrd)
@@ -362,6 +371,8 @@ def _bench(args: argparse.Namespace) -> int:
         "model": loaded.description,
         "step_cost": cost.to_dict(),
         "n_per_task": args.n,
+        "offset": args.offset,
+        "seed": args.seed,
         "block_length": args.block_length,
         "device": args.device,
         "lrd_config": lrd.to_dict(),
@@ -397,6 +408,7 @@ def _code_bench(args: argparse.Namespace, loaded: Any, samplers: list[Any], lrd:
         block_length=args.block_length,
         batch_size=args.batch_size,
         seed=args.seed,
+        offset=args.offset,
         run_doctests=args.doctests,
         **limits,
     )
@@ -404,6 +416,8 @@ def _code_bench(args: argparse.Namespace, loaded: Any, samplers: list[Any], lrd:
     meta = {
         "model": loaded.description,
         "n_per_task": args.n,
+        "offset": args.offset,
+        "seed": args.seed,
         "block_length": args.block_length,
         "max_span": args.max_span,
         "contexts": limits or "full",
@@ -469,6 +483,13 @@ def _bar(items: list[Any], desc: str, enabled: bool) -> Any:
     except ImportError:
         return items
     return tqdm(items, desc=desc, leave=False, file=sys.stderr)
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -34,19 +34,21 @@ def code_examples(
     body_lengths: Iterable[int],
     max_span: int,
     seed: int = 0,
+    offset: int = 0,
     **limits: Any,
 ) -> dict[tuple[str, int], list[ct.CodeExample]]:
-    """Held-out examples per (task, size): each body length, and infills of at most ``max_span`` tokens."""
+    """Held-out examples per (task, size): each body length, and infills of at most ``max_span`` tokens
+    (``n`` of them from the ``offset``-th on)."""
     plan = {}
     for task in tasks:
         if task == "body":
             for length in body_lengths:
                 plan[task, length] = ct.generate_examples(
-                    task, "test", n, loaded.tokenizer, seed, gen_length=length, **limits
+                    task, "test", n, loaded.tokenizer, seed, offset=offset, gen_length=length, **limits
                 )
         else:
             plan[task, max_span] = ct.generate_examples(
-                task, "test", n, loaded.tokenizer, seed, max_span=max_span, **limits
+                task, "test", n, loaded.tokenizer, seed, offset=offset, max_span=max_span, **limits
             )
     return plan
 
@@ -166,6 +168,7 @@ def run_code_benchmark(
     block_length: int,
     batch_size: int,
     seed: int = 0,
+    offset: int = 0,
     run_doctests: bool = False,
     progress: bool = True,
     kl_sampler: str = "lrd",
@@ -175,7 +178,9 @@ def run_code_benchmark(
     statistics: trivial baselines and confidence per (task, size), the KL quantiles of ``kl_sampler``."""
     if not hasattr(loaded.tokenizer, "mask_id") or not hasattr(loaded.tokenizer, "bos_id"):
         raise ValueError("the code benchmark needs a model with the project's BPE tokenizer (e.g. --model code)")
-    plan = code_examples(loaded, tasks, n, body_lengths=body_lengths, max_span=max_span, seed=seed, **limits)
+    plan = code_examples(
+        loaded, tasks, n, body_lengths=body_lengths, max_span=max_span, seed=seed, offset=offset, **limits
+    )
     if any(not examples for examples in plan.values()):
         empty = [f"{t}/{s}" for (t, s), examples in plan.items() if not examples]
         raise ValueError(f"no held-out examples fit the limits for {empty}")

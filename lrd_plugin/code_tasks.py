@@ -398,21 +398,26 @@ def generate_examples(
     tokenizer: BPETokenizer,
     seed: int = 0,
     *,
+    offset: int = 0,
     root: str | None = None,
     **limits: Any,
 ) -> list[CodeExample]:
-    """The first ``n`` examples of a seeded shuffle of every site of ``task`` in ``split`` (fewer when the
-    split holds fewer); ``limits`` are ``make_example``'s budgets."""
+    """Examples ``offset`` to ``offset + n - 1`` of a seeded shuffle of every site of ``task`` in ``split``
+    that fits ``limits`` (``make_example``'s budgets); fewer when the split holds fewer. The order does
+    not depend on ``n``, so runs with consecutive offsets split one long run into shards."""
     files, sites = _split_sites(_check_task(task), split, root)
     order = list(sites)
     random.Random(f"code/{task}/{split}/{seed}").shuffle(order)
-    examples = []
+    examples: list[CodeExample] = []
+    fitting = 0
     for index, first, last in order:
         example = make_example(task, files[index], first, last, tokenizer, **limits)
         if example is not None:
-            examples.append(example)
-            if len(examples) == n:
-                break
+            fitting += 1
+            if fitting > offset:
+                examples.append(example)
+                if len(examples) == n:
+                    break
     return examples
 
 

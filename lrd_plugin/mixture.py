@@ -34,14 +34,26 @@ def entropy(logp: Tensor, probs: Tensor | None = None) -> Tensor:
     return torch.special.entr(logp.exp() if probs is None else probs).sum(dim=-1)
 
 
+CPU_CHUNK = 1 << 22  # elements (16 MiB of fp32) of the temporaries one piece of a CPU reduction may allocate
+
+
 def kl_divergence(logp: Tensor, logq: Tensor) -> Tensor:
     """KL(p || q) per position over the last axis; terms where p = 0 contribute nothing.
 
     Floored at 0: fp32 rounding of two nearly equal predictions can give -1e-8, which would let
     tau = 0 ("never stop on KL") fire. A term with p = 0 is 0 * (-inf) or 0 * finite: NaN or 0,
     and `nansum` drops both; p > 0 where q = 0 stays +inf.
+
+    On the CPU the positions go in pieces of at most `CPU_CHUNK` elements: a window's full-size
+    temporaries (tens of MiB over a large vocabulary) are mapped and faulted in afresh by the
+    allocator at every step, which costs more than the arithmetic; the values are the same.
     """
-    return (logp.exp() * (logp - logq)).nansum(dim=-1).clamp_min(0.0)
+    if logp.device.type != "cpu" or logp.numel() <= CPU_CHUNK:
+        return (logp.exp() * (logp - logq)).nansum(dim=-1).clamp_min(0.0)
+    rows = max(1, CPU_CHUNK // logp.shape[-1])
+    p, q = logp.reshape(-1, logp.shape[-1]), logq.reshape(-1, logq.shape[-1])
+    pieces = [kl_divergence(p[i : i + rows], q[i : i + rows]) for i in range(0, p.shape[0], rows)]
+    return torch.cat(pieces).reshape(logp.shape[:-1])
 
 
 def mixing_weight(ent: Tensor, vocab_size: int, r_f: float, alpha_form: str) -> Tensor:
@@ -76,6 +88,15 @@ class MixtureRecipe:
     def select(self, where: Tensor) -> MixtureRecipe:
         """The positions where the bool mask `where` (the recipe's leading shape) is set, flattened."""
         return MixtureRecipe(self.ids[where], self.weights[where], self.alpha[where])
+
+    def place(self, where: Tensor) -> MixtureRecipe:
+        """The inverse of `select`: this flat recipe at the True positions of `where`, and the bare
+        mask (``alpha`` 0, no nucleus) everywhere else."""
+        ids = self.ids.new_zeros((*where.shape, self.ids.shape[-1]))
+        weights = self.weights.new_zeros((*where.shape, self.weights.shape[-1]))
+        alpha = self.alpha.new_zeros(where.shape)
+        ids[where], weights[where], alpha[where] = self.ids, self.weights, self.alpha
+        return MixtureRecipe(ids, weights, alpha)
 
     @staticmethod
     def cat(recipes: list[MixtureRecipe]) -> MixtureRecipe:

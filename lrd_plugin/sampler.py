@@ -27,6 +27,7 @@ capped and every Phase-2 forward commits at least one token (the fixed schedule 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,7 +261,7 @@ class LRDSampler:
         state.forwards += active.long()
 
         ent_block = probs_block = None
-        if cfg.mixing or cfg.policy == "lowest_entropy":
+        if cfg.policy == "lowest_entropy":
             probs_block = logp[:, :n].exp()  # read by the entropy and by the nucleus
             ent_block = mixture.entropy(logp[:, :n], probs_block)
         x0 = self.predict(logp, generator)
@@ -314,12 +315,12 @@ class LRDSampler:
                 )
 
         state.tokens = torch.where(commit, x0, state.tokens)
-        still_open = (state.tokens[:, :n] == self.mask_id).any(dim=-1)
-        state.phase = state.phase.masked_fill(active & ~still_open, int(Phase.DONE))
+        open_after = state.tokens[:, :n] == self.mask_id
+        state.phase = state.phase.masked_fill(active & ~open_after.any(dim=-1), int(Phase.DONE))
         # keep this prediction only where a later KL reads it
         state.prev_logp = None if kl_idle else self._latest_prediction(state.prev_logp, tracked, active)
         if cfg.mixing:
-            self._mix(state, logp[:, :n], still_open, ent_block, probs_block)
+            self._mix(state, logp[:, :n], open_after, ent_block, probs_block)
         return commit
 
     def _reads_no_kl(self, state: BlockState) -> bool:
@@ -338,25 +339,28 @@ class LRDSampler:
         self,
         state: BlockState,
         logp_block: Tensor,
-        still_open: Tensor,
+        open_block: Tensor,
         ent: Tensor | None = None,
         probs: Tensor | None = None,
     ) -> None:
         """The next forward's mixture inputs from this forward's prediction of the block (`ent` and
-        `probs` when the caller has them); none once the block is finished (read off the CPU only)."""
-        if mixture.host_reads_are_free(still_open) and not bool(still_open.any()):
+        `probs` when the caller has them) at the positions still open ([B, n] `open_block`); a
+        committed position gets the bare mask, which no forward reads. On the CPU, where reading
+        `open_block` is free, only the open positions' nuclei are formed (the nucleus's top-k is
+        the costliest part of a step over a large vocabulary), and a finished block gets none."""
+        cfg = self.config
+        recipe = functools.partial(
+            mixture.mixture_recipe, top_p=cfg.top_p, r_f=cfg.r_f, alpha_form=cfg.alpha_form, cap=cfg.nucleus_cap
+        )
+        if not mixture.host_reads_are_free(open_block):
+            full = recipe(logp_block, ent=ent, probs=probs)
+            state.recipe = mixture.MixtureRecipe(full.ids, full.weights, torch.where(open_block, full.alpha, 0.0))
+        elif not bool(open_block.any()):
             state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
             return
-        cfg = self.config
-        state.recipe = mixture.mixture_recipe(
-            logp_block,
-            top_p=cfg.top_p,
-            r_f=cfg.r_f,
-            alpha_form=cfg.alpha_form,
-            cap=cfg.nucleus_cap,
-            ent=ent,
-            probs=probs,
-        )
+        else:
+            subset = [None if t is None else t[open_block] for t in (ent, probs)]
+            state.recipe = recipe(logp_block[open_block], ent=subset[0], probs=subset[1]).place(open_block)
         if self.embedding is not None:
             state.mixture = state.recipe.embed(self.embedding, self.mask_id).to(self.embedding.dtype)
 
@@ -396,11 +400,11 @@ class LRDSampler:
         state.decode_steps += steps
         chosen = chosen & candidates
         tokens = torch.where(chosen, proposals, block)
-        still_open = (tokens == self.mask_id).any(dim=-1)
-        state.phase = state.phase.masked_fill(active & ~still_open, int(Phase.DONE))
+        open_after = tokens == self.mask_id
+        state.phase = state.phase.masked_fill(active & ~open_after.any(dim=-1), int(Phase.DONE))
         state.prev_logp = None  # no later KL reads a prediction of this step
         if logp_block is not None:
-            self._mix(state, logp_block, still_open)
+            self._mix(state, logp_block, open_after)
         if n == width:
             state.tokens = tokens
             return chosen

@@ -66,6 +66,7 @@ def test_config_overrides_round_trip_through_yaml(tmp_path, capsys):
         (["generate", "--model", "/nonexistent", "--prompt", "x"], "--model must be 'default' or a directory"),
         (["generate"], "at least one --prompt"),
         (["generate", "--prompt", "x", "--attention", "sideways"], "invalid choice: 'sideways'"),
+        (["bench", "--offset", "-1"], "--offset: must be a non-negative integer, got -1"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):

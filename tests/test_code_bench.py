@@ -130,6 +130,51 @@ def test_slices_of_the_code_bench_merge_into_one_table(tmp_path: Path) -> None:
         merge.merge([slices[0], slices[0]])
 
 
+def test_shards_of_one_size_pool_into_the_rows_of_one_run(tmp_path: Path) -> None:
+    """Two shards (``--offset``) merge into what one run over both examples scores (an infill decodes
+    alone, so its tokens do not depend on the batch); the speed ratios come from the pooled wall times."""
+    from benchmarks import merge_code_results as merge
+
+    base = ["bench", "--model", "code", "--quick", "--tasks", "infill_line"]
+    for name, extra in {"whole": ["--n", "2"], "first": ["--n", "1"], "second": ["--n", "1", "--offset", "1"]}.items():
+        assert cli.main([*base, *extra, "--out", str(tmp_path / name)]) == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    merged = merge.merge([tmp_path / "first", tmp_path / "second"])
+    assert [r["sampler"] for r in merged["results"]] == [r["sampler"] for r in whole["results"]]
+    llada = merged["results"][0]
+    for m, w in zip(merged["results"], whole["results"], strict=True):
+        assert m["n"] == 2
+        assert (m["accuracy"], m["mean_nfe"]) == pytest.approx((w["accuracy"], w["mean_nfe"]))
+        for key in ("parses", "edit_similarity", "token_accuracy"):
+            assert m["scores"][key] == pytest.approx(w["scores"][key])
+        assert m["time_speedup_vs_llada"] == pytest.approx(llada["latency_s"] / m["latency_s"])
+    for filler, scores in whole["statistics"]["trivial"]["infill_line/16"].items():
+        pooled = merged["statistics"]["trivial"]["infill_line/16"][filler]
+        assert pooled["n"] == 2
+        assert pooled["edit_similarity"] == pytest.approx(scores["edit_similarity"])
+    assert set(merged["statistics"]["confidence"]) == {"infill_line/16 [0:1]", "infill_line/16 [1:2]"}
+    with pytest.raises(ValueError, match="repeats examples"):
+        merge.merge([tmp_path / "first", tmp_path / "whole"])
+    other = tmp_path / "other"
+    other.mkdir()
+    data = json.loads((tmp_path / "second" / "results.json").read_text())
+    data["meta"]["block_length"] = 16
+    (other / "results.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="differs"):
+        merge.merge([tmp_path / "first", other])
+
+
+def test_the_offset_is_refused_outside_the_code_model(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--offset applies to the code model"):
+        cli.main(["bench", "--quick", "--offset", "1", "--out", str(tmp_path)])
+
+
+def test_the_code_offset_skips_the_first_examples(loaded: LoadedModel) -> None:
+    four = ct.generate_examples("infill_line", "test", 4, loaded.tokenizer, seed=1, max_span=12, **LIMITS)
+    last = ct.generate_examples("infill_line", "test", 2, loaded.tokenizer, seed=1, offset=2, max_span=12, **LIMITS)
+    assert [e.prompt_ids for e in last] == [e.prompt_ids for e in four[2:]]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

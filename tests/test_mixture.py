@@ -107,6 +107,19 @@ def test_shares_of_disjoint_row_ranges_sum_to_the_mixture():
     torch.testing.assert_close(recipe.select(open_).embed(table, MASK), whole[open_])
 
 
+def test_a_recipe_of_the_open_positions_placed_back_is_the_mixture_there_and_the_mask_elsewhere():
+    """The CPU step forms the nuclei of the open positions only and places them back: the open
+    positions get the mixture of the recipe over every position, the others the bare mask row."""
+    logits, table = _case(5)
+    logp = mixture.log_probs(logits, MASK)
+    kwargs = {"top_p": 0.9, "r_f": 0.3, "alpha_form": "one_minus_entropy", "cap": 50}
+    whole = mixture.mixture_recipe(logp, **kwargs).embed(table, MASK)
+    open_ = torch.tensor([True, False, False, True, True, False])
+    placed = mixture.mixture_recipe(logp[open_], **kwargs).place(open_).embed(table, MASK)
+    torch.testing.assert_close(placed[open_], whole[open_])
+    torch.testing.assert_close(placed[~open_], table[MASK].expand(int((~open_).sum()), -1))
+
+
 def test_a_narrow_nucleus_is_embedded_from_its_used_columns_only_and_exactly():
     logits, table = _case(4, sharpness=12.0)  # confident rows: nuclei of one or two tokens out of 50
     logp = mixture.log_probs(logits, MASK)
@@ -117,3 +130,17 @@ def test_a_narrow_nucleus_is_embedded_from_its_used_columns_only_and_exactly():
     torch.testing.assert_close(recipe.embed(table, MASK), (1 - alpha) * table[MASK] + alpha * dense)
     nothing = recipe.select(torch.zeros(recipe.alpha.shape, dtype=torch.bool))
     assert nothing.embed(table, MASK).shape == (0, table.shape[1])
+
+
+def test_the_kl_over_a_large_window_is_the_same_in_pieces(monkeypatch):
+    """On the CPU a window larger than `CPU_CHUNK` elements goes in pieces (the allocator's cost of
+    full-size temporaries): the same values as one pass, p = 0 and q = 0 terms included."""
+    logits, _ = _case(6, rows=28)
+    logp = mixture.log_probs(logits.reshape(4, 7, -1), MASK)
+    logq = mixture.log_probs(logits.roll(1, dims=-1).reshape(4, 7, -1), MASK)
+    logq[0, 0, 3] = -torch.inf  # p > 0 where q = 0: +inf
+    whole = (logp.exp() * (logp - logq)).nansum(dim=-1).clamp_min(0.0)
+    monkeypatch.setattr(mixture, "CPU_CHUNK", 3 * logp.shape[-1])  # pieces of 3 positions, the last of 1
+    pieces = mixture.kl_divergence(logp, logq)
+    assert pieces.shape == (4, 7) and pieces[0, 0] == torch.inf
+    assert torch.equal(pieces, whole)
