@@ -371,8 +371,6 @@ def _bench(args: argparse.Namespace) -> int:
         "model": loaded.description,
         "step_cost": cost.to_dict(),
         "n_per_task": args.n,
-        "offset": args.offset,
-        "seed": args.seed,
         "block_length": args.block_length,
         "device": args.device,
         "lrd_config": lrd.to_dict(),
