@@ -1,10 +1,12 @@
 """Engine alone against engine + the LRD default on the code model's bodies: forwards and wall time.
 
-    PYTHONPATH=. python benchmarks/code_composed_wall.py [--n 16] [--gen-length 128] [--runs 3] [--out FILE]
+    PYTHONPATH=. python benchmarks/code_composed_wall.py [--n 16] [--gen-length 128] [--offset 0] [--runs 3]
+        [--out FILE]
 
-Decodes the same held-out bodies (full contexts, block 32, one batch of up to 16) with Fast-dLLM's
+Decodes the same held-out bodies (full contexts, block 32, in batches of 16) with Fast-dLLM's
 threshold 0.9 alone and with the LRD default on it, alternating the two in each run, and prints the
-median wall time of each and their ratio; with ``--out`` it also writes the generated tokens (to
+median wall time of each and their ratio, and each one's forwards per body, sorted (a batch's wall is
+its slowest body's); with ``--out`` it also writes the generated tokens (to
 check that a faster step decodes the same answers).
 """
 
@@ -25,24 +27,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--gen-length", type=int, default=128)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many bodies of the seeded order")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     loaded = load_model("code")
     tok = loaded.tokenizer
-    bodies = ct.generate_examples("body", "test", args.n, tok, gen_length=args.gen_length)
+    bodies = ct.generate_examples("body", "test", args.n, tok, gen_length=args.gen_length, offset=args.offset)
     variants = {
         "engine alone": LRDConfig.base(policy="threshold", threshold=0.9),
         "+ LRD default": LRDConfig(policy="threshold", threshold=0.9),
     }
     walls: dict[str, list[float]] = {name: [] for name in variants}
-    nfe, tokens = {}, {}
+    nfe, rows, tokens = {}, {}, {}
     for _ in range(args.runs):
         for name, config in variants.items():
             begin = time.perf_counter()
             chunks = list(ct.decode_chunks(loaded.denoiser, bodies, tok.mask_id, tok.pad_id, config=config))
             walls[name].append(time.perf_counter() - begin)
             nfe[name] = sum(float(o.nfe_per_sequence.sum()) for _, o, _ in chunks) / len(bodies)
+            rows[name] = sorted(n for _, o, _ in chunks for n in o.nfe_per_sequence.tolist())
             tokens[name] = [row for _, o, _ in chunks for row in o.generated.tolist()]
     base = statistics.median(walls["engine alone"])
     print(f"{len(bodies)} bodies of {args.gen_length} tokens, block 32, median of {args.runs} alternated runs")
@@ -51,6 +55,7 @@ def main() -> None:
             f"{name:14s} NFE {nfe[name]:6.2f}  wall {statistics.median(times):7.2f} s  "
             f"engine / this {base / statistics.median(times):.2f}x"
         )
+        print(f"{'':14s} forwards per body: {rows[name]}")
     if args.out:
         args.out.write_text(json.dumps({"nfe": nfe, "walls": walls, "tokens": tokens}))
 
