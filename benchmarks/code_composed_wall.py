@@ -39,17 +39,17 @@ def main() -> None:
         "+ LRD default": LRDConfig(policy="threshold", threshold=0.9),
     }
     walls: dict[str, list[float]] = {name: [] for name in variants}
-    nfe, rows, tokens = {}, {}, {}
+    rows, tokens = {}, {}
     for _ in range(args.runs):
         for name, config in variants.items():
             begin = time.perf_counter()
             chunks = list(ct.decode_chunks(loaded.denoiser, bodies, tok.mask_id, tok.pad_id, config=config))
             walls[name].append(time.perf_counter() - begin)
-            nfe[name] = sum(float(o.nfe_per_sequence.sum()) for _, o, _ in chunks) / len(bodies)
             rows[name] = sorted(n for _, o, _ in chunks for n in o.nfe_per_sequence.tolist())
             tokens[name] = [row for _, o, _ in chunks for row in o.generated.tolist()]
     base = statistics.median(walls["engine alone"])
     print(f"{len(bodies)} bodies of {args.gen_length} tokens, block 32, median of {args.runs} alternated runs")
+    nfe = {name: sum(forwards) / len(bodies) for name, forwards in rows.items()}
     for name, times in walls.items():
         print(
             f"{name:14s} NFE {nfe[name]:6.2f}  wall {statistics.median(times):7.2f} s  "

@@ -408,17 +408,8 @@ def generate_examples(
     files, sites = _split_sites(_check_task(task), split, root)
     order = list(sites)
     random.Random(f"code/{task}/{split}/{seed}").shuffle(order)
-    examples: list[CodeExample] = []
-    fitting = 0
-    for index, first, last in order:
-        example = make_example(task, files[index], first, last, tokenizer, **limits)
-        if example is not None:
-            fitting += 1
-            if fitting > offset:
-                examples.append(example)
-                if len(examples) == n:
-                    break
-    return examples
+    made = (make_example(task, files[index], first, last, tokenizer, **limits) for index, first, last in order)
+    return list(itertools.islice((e for e in made if e is not None), offset, offset + n))
 
 
 def iter_examples(
