@@ -97,6 +97,11 @@ class LRDConfig:
             a slack of 1 / (1 - threshold) or more commits every stable position). The gate follows
             the engine's threshold, so it moves with a model's confidence scale as the user's
             threshold does; 0 turns it off; finite.
+        mix_min_confidence: an open position whose top-1 probability is below this gets the bare
+            mask instead of its mixture (Eq. 3 for every open position: 0, the default). Where the
+            model has only a guess, its mixture feeds the guess back; on the uncertain code model
+            that can tip a body into repetition that never emits EOS (README, the code model).
+            In [0, 1].
     Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
     Commit policy (Phase 2):
         policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
@@ -124,6 +129,7 @@ class LRDConfig:
     later_gate: str = "auto"
     later_commit: str = "auto"
     stable_slack: float = 0.0
+    mix_min_confidence: float = 0.0
     refinement: bool = True
     mixing: bool = True
     early_stop: bool = True
@@ -145,6 +151,7 @@ class LRDConfig:
         _at_least("max_refine_steps", self.max_refine_steps, 0)
         _in_range("early_stop_confidence", self.early_stop_confidence, 0.0, 1.0)
         _in_range("stable_slack", self.stable_slack, 0.0, math.inf, high_open=True)
+        _in_range("mix_min_confidence", self.mix_min_confidence, 0.0, 1.0)
         if self.steps_per_block is not None:
             _at_least("steps_per_block", self.steps_per_block, 1)
             if self.policy != "low_confidence":

@@ -320,8 +320,16 @@ class LRDSampler:
         # keep this prediction only where a later KL reads it
         state.prev_logp = None if kl_idle else self._latest_prediction(state.prev_logp, tracked, active)
         if cfg.mixing:
-            self._mix(state, logp[:, :n], open_after, ent_block, probs_block)
+            self._mix(state, logp[:, :n], self._mixed(logp[:, :n], open_after), ent_block, probs_block)
         return commit
+
+    def _mixed(self, logp_block: Tensor, open_block: Tensor) -> Tensor:
+        """[B, n] the open positions that get a mixture on the next forward: those whose top-1
+        probability reaches ``mix_min_confidence`` (all of them at 0); the rest get the bare mask."""
+        floor = self.config.mix_min_confidence
+        if floor <= 0:
+            return open_block
+        return open_block & (logp_block.amax(dim=-1) >= math.log(floor))
 
     def _reads_no_kl(self, state: BlockState) -> bool:
         """Whether no rule reads a KL on this step: every LRD feature that needs one is off, or the
@@ -356,7 +364,7 @@ class LRDSampler:
             full = recipe(logp_block, ent=ent, probs=probs)
             state.recipe = mixture.MixtureRecipe(full.ids, full.weights, torch.where(open_block, full.alpha, 0.0))
         elif not bool(open_block.any()):
-            state.recipe = state.mixture = None  # the block is finished: no forward reads a mixture of it
+            state.recipe = state.mixture = None  # nothing to mix: the open positions (if any) get the bare mask
             return
         else:
             subset = [None if t is None else t[open_block] for t in (ent, probs)]
@@ -404,7 +412,7 @@ class LRDSampler:
         state.phase = state.phase.masked_fill(active & ~open_after.any(dim=-1), int(Phase.DONE))
         state.prev_logp = None  # no later KL reads a prediction of this step
         if logp_block is not None:
-            self._mix(state, logp_block, open_after)
+            self._mix(state, logp_block, self._mixed(logp_block, open_after))
         if n == width:
             state.tokens = tokens
             return chosen

@@ -36,6 +36,8 @@ def test_defaults_are_the_papers():
         ("temperature", -0.5, "[0.0, inf)"),
         ("temperature", float("inf"), "[0.0, inf)"),  # NaN scores: the mask token, forever
         ("stable_slack", float("inf"), "[0.0, inf)"),
+        ("mix_min_confidence", 1.5, "[0.0, 1.0]"),
+        ("mix_min_confidence", -0.1, "[0.0, 1.0]"),
     ],
 )
 def test_invalid_values_name_the_field_and_the_allowed_values(field, value, allowed):

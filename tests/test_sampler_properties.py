@@ -25,6 +25,7 @@ configs = st.builds(
     max_refine_steps=st.integers(0, 5),
     refine_commit=st.sampled_from(["auto", "none", "sure", "engine"]),
     stable_slack=st.sampled_from([0.0, 0.5, 2.0, 50.0]),
+    mix_min_confidence=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
     later_gate=st.sampled_from(["auto", "early_stop"]),
     later_commit=st.sampled_from(["auto", "block_end", "every_step"]),
     r_f=st.floats(0.01, 1.0),
@@ -405,3 +406,34 @@ def test_a_step_that_skips_the_block_kl_decodes_as_the_full_step(cfg, seed, batc
         if states[0].mixture is not None:
             torch.testing.assert_close(states[0].mixture, states[1].mixture, rtol=1e-6, atol=1e-6)
     assert states[0].done and states[1].done
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), floor=st.floats(0.0, 1.0), scale=st.floats(0.1, 10.0), engine=st.booleans())
+def test_mix_min_confidence_gives_the_bare_mask_below_the_floor_and_the_mixture_elsewhere(seed, floor, scale, engine):
+    """An open position whose top-1 probability is below ``mix_min_confidence`` gets no token content
+    (alpha 0: the bare mask) on the next forward; every other open position gets exactly the
+    mixture it gets without the floor. On the engine's fast path and on the full step alike."""
+
+    def select(logits, candidates, tokens, decode_step):
+        confidence, proposals = logits.softmax(dim=-1).max(dim=-1)
+        return proposals, policies.threshold(confidence, candidates, 0.9)
+
+    g = torch.Generator().manual_seed(seed)
+    batch, block = 3, 6
+    base = LRDConfig(policy="threshold", early_stop=not engine)  # no KL read: the fast path
+    samplers = [LRDSampler(base.replace(mix_min_confidence=f), None, MASK) for f in (floor, 0.0)]
+    states = [s.init_block(torch.full((batch, block), MASK), block) for s in samplers]
+    logits = torch.randn(batch, block, VOCAB, generator=g) * scale
+    for sampler, state in zip(samplers, states, strict=True):
+        sampler.step(state, logits, select=select if engine else None)
+    open_ = states[0].tokens == MASK
+    if not bool(open_.any()):
+        return  # the block is finished: no forward reads a mixture of it
+    # no recipe: no position gets a mixture (the CPU step forms none where none is read)
+    floored, free = (torch.zeros(batch, block) if state.recipe is None else state.recipe.alpha for state in states)
+    top = mixture.log_probs(logits, MASK).amax(dim=-1).exp()
+    below = open_ & (top < floor * (1 - 1e-6))
+    above = open_ & (top >= floor * (1 + 1e-6))
+    assert torch.equal(floored[below], torch.zeros(int(below.sum())))
+    torch.testing.assert_close(floored[above], free[above])
