@@ -320,16 +320,8 @@ class LRDSampler:
         # keep this prediction only where a later KL reads it
         state.prev_logp = None if kl_idle else self._latest_prediction(state.prev_logp, tracked, active)
         if cfg.mixing:
-            self._mix(state, logp[:, :n], self._mixed(logp[:, :n], open_after), ent_block, probs_block)
+            self._mix(state, logp[:, :n], open_after, ent_block, probs_block)
         return commit
-
-    def _mixed(self, logp_block: Tensor, open_block: Tensor) -> Tensor:
-        """[B, n] the open positions that get a mixture on the next forward: those whose top-1
-        probability reaches ``mix_min_confidence`` (all of them at 0); the rest get the bare mask."""
-        floor = self.config.mix_min_confidence
-        if floor <= 0:
-            return open_block
-        return open_block & (logp_block.amax(dim=-1) >= math.log(floor))
 
     def _reads_no_kl(self, state: BlockState) -> bool:
         """Whether no rule reads a KL on this step: every LRD feature that needs one is off, or the
@@ -353,10 +345,13 @@ class LRDSampler:
     ) -> None:
         """The next forward's mixture inputs from this forward's prediction of the block (`ent` and
         `probs` when the caller has them) at the positions still open ([B, n] `open_block`); a
-        committed position gets the bare mask, which no forward reads. On the CPU, where reading
+        committed position gets the bare mask, which no forward reads, and so does an open one whose
+        top-1 probability is below ``mix_min_confidence``. On the CPU, where reading
         `open_block` is free, only the open positions' nuclei are formed (the nucleus's top-k is
         the costliest part of a step over a large vocabulary), and a finished block gets none."""
         cfg = self.config
+        if cfg.mix_min_confidence > 0:  # below the floor a position is only a guess: the bare mask
+            open_block = open_block & (logp_block.amax(dim=-1) >= math.log(cfg.mix_min_confidence))
         recipe = functools.partial(
             mixture.mixture_recipe, top_p=cfg.top_p, r_f=cfg.r_f, alpha_form=cfg.alpha_form, cap=cfg.nucleus_cap
         )
@@ -412,7 +407,7 @@ class LRDSampler:
         state.phase = state.phase.masked_fill(active & ~open_after.any(dim=-1), int(Phase.DONE))
         state.prev_logp = None  # no later KL reads a prediction of this step
         if logp_block is not None:
-            self._mix(state, logp_block, self._mixed(logp_block, open_after))
+            self._mix(state, logp_block, open_after)
         if n == width:
             state.tokens = tokens
             return chosen
