@@ -7,7 +7,7 @@ deterministic: no wall time here). The code model decodes held-out infills and f
 token accuracy, parse rate and how many bodies never emit EOS (the runaway the floor is meant to end).
 
     bash scripts/checkpoints.sh default_v1 run7
-    PYTHONPATH=. .venv/bin/python benchmarks/mix_floor.py --floors 0.3 0.5 --out benchmarks/results/mix_floor
+    PYTHONPATH=. .venv/bin/python benchmarks/mix_floor.py --floors 0.5 --n 100 --out benchmarks/results/mix_floor
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lrd_plugin import LRDConfig
 from lrd_plugin import code_tasks as ct
 from lrd_plugin.bench import Sampler, run_benchmark
 from lrd_plugin.code_bench import QUICK_LIMITS, code_examples
-from lrd_plugin.loading import learnt_tasks, load_model
+from lrd_plugin.loading import LoadedModel, learnt_tasks, load_model
 from lrd_plugin.tasks import TASKS
 
 SUITE_MODELS = ("default", "benchmarks/checkpoints/default_v1", "benchmarks/checkpoints/run7")
@@ -36,8 +36,9 @@ def samplers(floors: list[float], threshold: float) -> list[Sampler]:
     return out
 
 
-def code_rows(loaded, sampler: Sampler, examples: list[ct.CodeExample], task: str, size: int) -> dict:
-    """Decode one code slice: token accuracy, parse rate, forwards, and bodies that never emit EOS."""
+def code_rows(loaded: LoadedModel, sampler: Sampler, examples: list[ct.CodeExample], task: str, size: int) -> dict:
+    """Decode one code slice: token accuracy, parse rate, forwards, and bodies that never emit EOS
+    (`code_bench.run_code_sampler` scores a slice too, but keeps no generated rows to count EOS in)."""
     tok = loaded.tokenizer
     chunks = ct.decode_chunks(
         loaded.denoiser, examples, tok.mask_id, tok.pad_id, config=sampler.config, cache=sampler.cache,
