@@ -9,7 +9,8 @@ median wall time of each and their ratio, and each one's forwards per body, sort
 its slowest body's), and how many bodies never emit EOS (they fill the canvas, and a threshold rule
 that finds nothing confident there commits one token per forward). ``--without-mixing`` adds the
 default with mixing off, and ``--mix-floor P`` the default with ``mix_min_confidence`` P (a bare
-mask wherever the top-1 probability is below P). With ``--out`` it also writes the generated tokens
+mask wherever the top-1 probability is below P; the default is 0.5 since stop 48, and 0 mixes every
+open position as Eq. 3 does). With ``--out`` it also writes the generated tokens
 (to check that a faster step decodes the same answers).
 """
 

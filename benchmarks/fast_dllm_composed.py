@@ -56,8 +56,8 @@ VARIANTS = {
     # the sequence stop commits later positions on any step (the default before stop 40)
     "fast-dllm + lrd (later every step)": {"sampler": "lrd", "lrd_later_commit": "every_step"},
     "fast-dllm + lrd (no mixing)": {"sampler": "lrd", "lrd_mixing": False},  # the default's stop alone
-    # the default with a bare mask wherever the top-1 probability is below 0.5 (benchmarks/mix_floor.py)
-    "fast-dllm + lrd (mix floor 0.5)": {"sampler": "lrd", "lrd_mix_min_confidence": 0.5},
+    # every open position mixed as in Eq. 3, no floor (the default before stop 48; benchmarks/mix_floor.py)
+    "fast-dllm + lrd (no mix floor)": {"sampler": "lrd", "lrd_mix_min_confidence": 0.0},
     # the composed mode: the default, and stable positions commit at twice the error the threshold accepts
     "fast-dllm + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},
     # Phase 1 commits only what the threshold is sure of (the default in stop 23)

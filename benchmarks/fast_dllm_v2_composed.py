@@ -9,10 +9,11 @@ A model in this project's LLaDA format (default: the embedded one; for meaningfu
 with block-diffusion attention) is wrapped in `V2BlockModel`, which speaks v2's forward protocol, and
 decoded by upstream's own ``batch_sample`` (``v2/generation_functions.py``) as v2's ``eval.py`` calls
 it: prompts sorted by length, right-padded with the mask id, batches of ``--batch-size``, the model's
-EOS as ``stop_token``. Six variants: upstream itself (``sampler`` absent), the plugin with LRD's
+EOS as ``stop_token``. The variants: upstream itself (``sampler`` absent), the plugin with LRD's
 features off (its overhead), LRD with the package defaults (early stop over the sub-block: v2 predicts
-only the current block; Phase 1 commits what v2's threshold is sure of), LRD without early stop, the
-composed mode with ``stable_slack`` 2, and LRD whose Phase 1 commits nothing (the paper). Variants
+only the current block; Phase 1 commits what v2's threshold commits), LRD without early stop, LRD
+without the mixture floor (every open position mixed), the composed mode with ``stable_slack`` 2, and
+LRD whose Phase 1 commits only what reaches the threshold or nothing (the paper). Variants
 are interleaved per batch so that machine noise falls on all alike. Answers are scored up to their
 first EOS. Forwards are counted per request (a forward over a batch of b requests counts b). Writes
 ``results.json`` and ``results.md``.
@@ -44,6 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "plugin, LRD off": {"sampler": "lrd", **OFF},
     "fast-dllm v2 + lrd": {"sampler": "lrd"},
     "fast-dllm v2 + lrd, no early stop": {"sampler": "lrd", "lrd_early_stop": False},
+    # every open position mixed as in Eq. 3 (the default before stop 48)
+    "fast-dllm v2 + lrd, no mix floor": {"sampler": "lrd", "lrd_mix_min_confidence": 0.0},
     "fast-dllm v2 + lrd (composed)": {"sampler": "lrd", "lrd_stable_slack": 2.0},
     "fast-dllm v2 + lrd (phase 1 commits the sure only)": {"sampler": "lrd", "lrd_refine_commit": "sure"},
     "fast-dllm v2 + lrd (phase 1 commits nothing)": {"sampler": "lrd", "lrd_refine_commit": "none"},

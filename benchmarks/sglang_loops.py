@@ -48,6 +48,7 @@ RUNS = [
     ("LRD default (per_position stop), t=0.9", LRD, {"threshold": 0.9}),
     ("LRD no early stop, t=0.9", LRD, {"threshold": 0.9, "early_stop": False}),
     ("LRD no mixing, t=0.9", LRD, {"threshold": 0.9, "mixing": False}),
+    ("LRD no mix floor, t=0.9", LRD, {"threshold": 0.9, "mix_min_confidence": 0.0}),  # the default before stop 48
     ("LRD composed (sure, slack 2), t=0.9", LRD, {"threshold": 0.9, "refine_commit": "sure", "stable_slack": 2.0}),
     ("LRD no early stop, t=0.95", LRD, {"threshold": 0.95, "early_stop": False}),
 ]

@@ -98,10 +98,11 @@ class LRDConfig:
             the engine's threshold, so it moves with a model's confidence scale as the user's
             threshold does; 0 turns it off; finite.
         mix_min_confidence: an open position whose top-1 probability is below this gets the bare
-            mask instead of its mixture (Eq. 3 for every open position: 0, the default). Where the
-            model has only a guess, its mixture feeds the guess back; on the uncertain code model
-            that can tip a body into repetition that never emits EOS (README, the code model).
-            In [0, 1].
+            mask instead of its mixture. 0.5 (default): only a prediction with a majority token is
+            fed back, a rule that needs no model's confidence scale. Where the model has only a
+            guess, its mixture feeds the guess back; on the uncertain code model that tipped bodies
+            into repetition that never emits EOS (README, the code model). 0 is Eq. 3 for every
+            open position (``paper()``). In [0, 1].
     Ablations (paper Table 3): refinement, mixing, early_stop; all three off gives the base policy.
     Commit policy (Phase 2):
         policy: ``lowest_entropy`` (the paper: one lowest-entropy token per step),
@@ -129,7 +130,7 @@ class LRDConfig:
     later_gate: str = "auto"
     later_commit: str = "auto"
     stable_slack: float = 0.0
-    mix_min_confidence: float = 0.0
+    mix_min_confidence: float = 0.5
     refinement: bool = True
     mixing: bool = True
     early_stop: bool = True
@@ -214,12 +215,13 @@ class LRDConfig:
     @classmethod
     def paper(cls, **changes: Any) -> LRDConfig:
         """The paper's settings, early stop included (its literal rule over the block; Phase 1 commits
-        nothing; no stability-gated commits)."""
+        nothing; no stability-gated commits; Eq. 3's mixture at every open position)."""
         literal = {
             "early_stop_rule": "paper",
             "early_stop_scope": "block",
             "refine_commit": "none",
             "stable_slack": 0.0,
+            "mix_min_confidence": 0.0,
         }
         return cls(**{**literal, **changes})
 

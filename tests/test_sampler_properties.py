@@ -437,3 +437,21 @@ def test_mix_min_confidence_gives_the_bare_mask_below_the_floor_and_the_mixture_
     above = open_ & (top >= floor * (1 + 1e-6))
     assert torch.equal(floored[below], torch.zeros(int(below.sum())))
     torch.testing.assert_close(floored[above], free[above])
+
+
+def test_the_default_mixes_only_a_prediction_with_a_majority_token_and_the_paper_every_open_position():
+    """The default's floor (0.5) feeds back a position only when one token holds most of its
+    probability; ``LRDConfig.paper()`` keeps Eq. 3's mixture at every open position."""
+    logits = torch.full((1, 2, VOCAB), -10.0)
+    logits[0, 0, :3] = 0.0  # three tokens share the mass: top-1 about 1/3
+    logits[0, 1, 0] = 5.0  # one token holds almost all of it
+    alphas = []
+    for config in (LRDConfig(), LRDConfig.paper()):
+        sampler = LRDSampler(config, None, MASK)
+        state = sampler.init_block(torch.full((1, 2), MASK), 2)
+        sampler.step(state, logits)  # Phase 1 commits nothing: both positions stay open
+        assert bool((state.tokens == MASK).all())
+        alphas.append(state.recipe.alpha[0])
+    default, paper = alphas
+    assert default[0] == 0 and default[1] > 0
+    assert paper[0] > 0 and paper[1] > 0
