@@ -184,7 +184,7 @@ def test_upstream_loops_run_from_the_carried_wheels(tmp_path: Path) -> None:
 def test_off_the_cpu_an_lrd_step_reads_nothing_back_but_the_logits_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """On an accelerator (`host_reads_are_free` false) the default step with an engine's rule keeps
     fixed shapes instead of trimming by what it would read: one host read (the bad-logits check) per
-    step, and the same commits, tokens and mixtures as the CPU path."""
+    step, and the same commits, tokens and next-forward inputs as the CPU path."""
     from lrd_plugin import mixture
 
     generator = torch.Generator().manual_seed(5)
@@ -203,8 +203,9 @@ def test_off_the_cpu_an_lrd_step_reads_nothing_back_but_the_logits_check(monkeyp
             step_once = functools.partial(sampler.step, state, logits, select=select)
             syncs.append(gpu_check.host_syncs(lambda: seen.append(step_once()), CPU))  # noqa: B023
             seen.append(state.tokens.clone())
-            if not state.done:  # the mixtures a next forward reads
-                seen.append(state.mixture.clone())
+            if not state.done:  # what a next forward reads: the CPU forms no mixture where every open
+                # position is below the mixture floor, the accelerator path one whose alpha is 0 there
+                seen.append(sampler.block_inputs(state, table[state.tokens]))
             step += 1
         return seen, syncs
 
