@@ -38,3 +38,15 @@ else
 fi
 du -shL "$stage/wheels" "$stage/fast-dllm/v1/llada"
 ls "$stage/wheels"
+
+# The device call carries the working tree (tracked files and untracked ones git does not ignore)
+# plus the two carried paths, 64 MiB in all; a tree grown past it would fail the one GPU call.
+tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -r du -cb 2>/dev/null \
+  | awk '$2 == "total" { sum += $1 } END { print sum + 0 }')
+carried=$(du -sbL "$stage/wheels" "$stage/fast-dllm/v1/llada" 2>/dev/null | awk '{ sum += $1 } END { print sum + 0 }')
+limit=$((64 * 1024 * 1024))
+echo "device payload: working tree $((tree / 1048576)) MiB + carried $((carried / 1048576)) MiB of 64 MiB"
+if [ $((tree + carried)) -gt "$limit" ]; then
+  echo "the device call would carry more than 64 MiB: shrink the working tree before the GPU run" >&2
+  exit 1
+fi
